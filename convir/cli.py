@@ -1,0 +1,41 @@
+"""The ``convir`` command line. Each area registers its commands from its own module;
+this file only assembles them and turns :class:`~convir.errors.ConvirError` into one line
+on stderr with exit code 2 (no traceback for mistakes a user can fix)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from convir.demo import demo_command
+from convir.errors import ConvirError
+from convir.evaluation.cli import data_app, eval_app
+from convir.index.cli import index_command, search_command
+from convir.testbed.cli import testbed_app
+
+app = typer.Typer(
+    name="convir",
+    help="Conversational image retrieval: testbed, index, search, agent, evaluation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(testbed_app, name="testbed")
+app.add_typer(eval_app, name="eval")
+app.add_typer(data_app, name="data")
+app.command("index")(index_command)
+app.command("search")(search_command)
+app.command("demo")(demo_command)
+
+
+def main() -> None:
+    try:
+        app()
+    except ConvirError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""``convir index`` and ``convir search``: embed a folder of images into one index file, and
+query it with text using the model the index was built with.
+
+Mistakes a user can fix (missing folder, no images, unknown model, missing weights, bad
+factory, missing index) raise :class:`~convir.errors.ConvirError`, which ``convir.cli.main``
+prints as one ``error: ...`` line with exit code 2. Heavy imports stay inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from convir.errors import InputError, ModelError
+from convir.index.folder import DEFAULT_MAX_PIXELS, DEFAULT_WORKERS
+
+
+def _resolve_weights(model: str | None, pretrained: str | None) -> tuple[str, str]:
+    """(model name, weights) to load; the shipped testbed CLIP when no model is named.
+
+    A model other than the testbed one needs explicit weights: an index built from random
+    weights would embed every image into noise, and search could never recreate them.
+    """
+    from convir.models.embedder import TESTBED_CHECKPOINT, TESTBED_MODEL
+
+    if model is None or model == TESTBED_MODEL:
+        if pretrained is None:
+            if not TESTBED_CHECKPOINT.exists():
+                raise ModelError(
+                    f"the shipped testbed CLIP checkpoint {TESTBED_CHECKPOINT} is missing; "
+                    "train it with `convir testbed train-clip`, or pass --model and --pretrained"
+                )
+            pretrained = str(TESTBED_CHECKPOINT)
+        model = TESTBED_MODEL
+    elif pretrained is None:
+        raise InputError(
+            f"--pretrained: give a checkpoint file or an open_clip pretrained tag for --model "
+            f"{model} (without weights the model is random and the index useless)"
+        )
+    if Path(pretrained).is_file():  # record an absolute path so search works from anywhere
+        pretrained = str(Path(pretrained).resolve())
+    return model, pretrained
+
+
+def index_command(
+    folder: Path = typer.Argument(..., help="Folder of images, searched recursively."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Index file to write; replaced atomically if it exists."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="open_clip model name (default: the shipped testbed CLIP)."
+    ),
+    pretrained: str | None = typer.Option(
+        None, "--pretrained", help="Checkpoint file or open_clip pretrained tag for --model."
+    ),
+    factory: str | None = typer.Option(
+        None,
+        "--factory",
+        help="FAISS factory string: Flat, IVF1024,Flat, HNSW32, IVF1024,PQ32... "
+        "(default: picked from the gallery size)",
+    ),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Images per model call."),
+    device: str = typer.Option("cpu", "--device", help="torch device: cpu, cuda, cuda:1..."),
+    max_pixels: int = typer.Option(
+        DEFAULT_MAX_PIXELS, "--max-pixels", min=1, help="Skip images with more pixels than this."
+    ),
+    workers: int = typer.Option(
+        DEFAULT_WORKERS, "--workers", min=1, help="Threads decoding images while the model runs."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Embed every image under FOLDER and write a FAISS index file (unreadable files are
+    skipped with a warning each)."""
+    from convir.index.faiss_index import GalleryIndex, default_factory
+    from convir.index.folder import embed_images, list_images
+    from convir.models.embedder import load_embedder
+
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder; give a file path such as {out}/gallery.index")
+    files = list_images(folder)  # before loading a model: a wrong folder fails at once
+    model, pretrained = _resolve_weights(model, pretrained)
+    embedder = load_embedder(model, pretrained, device)
+    root = str(folder.resolve())
+    index = None
+    if factory is not None:  # check the string (and that it can be trained) before embedding
+        index = GalleryIndex(
+            embedder.dim, factory, model=model, pretrained=pretrained, image_root=root
+        )
+        if len(files) < index.min_train_vectors:
+            raise InputError(
+                f"--factory {factory!r} needs at least {index.min_train_vectors} images to "
+                f"train, the folder has {len(files)}; use fewer IVF lists, or Flat"
+            )
+    result = embed_images(
+        files,
+        folder,
+        embedder,
+        batch_size=batch_size,
+        max_pixels=max_pixels,
+        workers=workers,
+        progress=progress,
+    )
+    if not result.ids:
+        raise InputError(
+            f"none of the {len(files)} image files under {folder} could be read "
+            "(see the warnings above)"
+        )
+    if index is None:
+        index = GalleryIndex(
+            embedder.dim,
+            default_factory(len(result.ids), embedder.dim),
+            model=model,
+            pretrained=pretrained,
+            image_root=root,
+        )
+    index.train(result.vectors)
+    index.add(result.vectors, result.ids, result.paths)
+    index.save(out)
+    typer.echo(
+        f"indexed {index.count} images, skipped {len(result.skipped)}, "
+        f"wrote {out} ({index.factory}, {model})"
+    )
+
+
+def search_command(
+    index_path: Path = typer.Argument(..., metavar="INDEX", help="Index file from `convir index`."),
+    query: str = typer.Argument(..., help="Text describing the image you look for."),
+    k: int = typer.Option(10, "-k", "--top-k", min=1, help="Number of results."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of lines."),
+    model: str | None = typer.Option(
+        None, "--model", help="Override the model recorded in the index."
+    ),
+    pretrained: str | None = typer.Option(
+        None, "--pretrained", help="Override the weights recorded in the index (if moved)."
+    ),
+    nprobe: int | None = typer.Option(None, "--nprobe", min=1, help="IVF lists to visit."),
+    ef_search: int | None = typer.Option(None, "--ef-search", min=1, help="HNSW search depth."),
+    device: str = typer.Option("cpu", "--device", help="torch device for the text encoder."),
+) -> None:
+    """Search an index with a text query: prints `rank  score  path`, best first (at most
+    as many results as the index holds)."""
+    from convir.errors import IndexFileError
+    from convir.index.faiss_index import GalleryIndex
+    from convir.models.embedder import load_embedder
+
+    if not query.strip():
+        raise InputError("QUERY is empty; describe the image to look for")
+    index = GalleryIndex.load(index_path)
+    model = model or index.model
+    pretrained = pretrained or index.pretrained
+    if model is None:
+        raise InputError(f"{index_path} records no model; pass --model and --pretrained")
+    try:
+        embedder = load_embedder(model, pretrained, device)
+    except ModelError as exc:
+        raise ModelError(
+            f"{exc} (the index was built with --model {model} --pretrained {pretrained}; "
+            "pass --pretrained to point at the weights if they moved)"
+        ) from exc
+    if embedder.dim != index.dim:
+        raise IndexFileError(
+            f"{index_path} holds {index.dim}-d vectors but {model} embeds text into "
+            f"{embedder.dim}-d; search it with the model it was built with"
+        )
+    if nprobe is not None:
+        index.nprobe = nprobe
+    if ef_search is not None:
+        index.ef_search = ef_search
+    vector = embedder.encode_text([query]).pooled.float().cpu().numpy()
+    hits = index.hits(vector, k)[0]
+    if as_json:
+        results = [h._asdict() for h in hits]
+        typer.echo(json.dumps({"query": query, "index": str(index_path), "results": results}))
+        return
+    for hit in hits:
+        typer.echo(f"{hit.rank:>4}  {hit.score:.4f}  {hit.path}")

@@ -1,0 +1,541 @@
+"""A FAISS index over a gallery, with its id/path lists and metadata, saved as one file.
+
+Vectors are compared by inner product. Gallery vectors are L2-normalised on the way in, so a
+score is the cosine to a unit query; queries are used as given, so a weighted sum of unit
+query vectors (DAR's text + generated-image query) scores as the same weighted sum of cosines.
+
+The index is built from a FAISS factory string (``Flat``, ``IVF1024,Flat``, ``HNSW32``,
+``IVF1024,PQ32``...). Position ``i`` in the FAISS index is gallery item ``i``: ``ids[i]`` (the
+image's path relative to the image root) and ``paths[i]`` (where the file was read from).
+
+File format: one zip archive (``gallery.index``) holding
+
+    convir-index.json   metadata: format version, dim, factory, metric, model, pretrained,
+                        count, image root, created (UTC, ISO 8601)
+    ids.json            list of ids, in position order
+    paths.json          list of paths, in position order
+    index.faiss         the FAISS index as written by ``faiss.write_index`` (stored, not deflated)
+
+Zip gives per-member CRC-32 checks (a damaged file fails to load instead of returning
+garbage) and can be inspected with standard tools. :meth:`GalleryIndex.save` writes a temp
+file next to the target and ``os.replace``-s it, so a crash mid-save leaves the previous
+index intact and loadable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from convir.errors import IndexFileError, InputError
+
+if TYPE_CHECKING:
+    import faiss
+
+FORMAT = "convir-index"
+FORMAT_VERSION = 1
+META_MEMBER = "convir-index.json"
+IDS_MEMBER = "ids.json"
+PATHS_MEMBER = "paths.json"
+FAISS_MEMBER = "index.faiss"
+
+# Provisional defaults (a later benchmark issue tunes them on real galleries).
+FLAT_MAX = 50_000  # exact search costs a few ms per query on a CPU up to about here
+IVF_FLAT_MAX = 1_000_000  # beyond this, compress the vectors (PQ) to bound memory
+DEFAULT_NPROBE = 16  # IVF lists visited per query (faiss's own default, 1, loses recall)
+DEFAULT_EF_SEARCH = 64  # HNSW candidate-list size at search time (faiss default: 16)
+TRAIN_SIZE = 1 << 18  # most vectors used to train IVF/PQ (k-means needs ~39-256 per centroid)
+
+
+def default_factory(count: int, dim: int | None = None) -> str:
+    """A reasonable factory string for a gallery of ``count`` vectors of size ``dim``.
+
+    Provisional rule of thumb, to be tuned by the index benchmark: exact ``Flat`` search up
+    to 50k vectors; ``IVF<n>,Flat`` with n ~ 4*sqrt(count) (a power of two, and at least 39
+    training points per list) up to 1M; above that ``IVF<n>,PQ<dim/4>`` (or ``SQ8`` when
+    ``dim`` is unknown or not a multiple of 4) so memory stays bounded.
+    """
+    if count <= FLAT_MAX:
+        return "Flat"
+    nlist = 1 << max(1, round(np.log2(4 * np.sqrt(count))))
+    while nlist > 1 and 39 * nlist > count:
+        nlist //= 2
+    if count <= IVF_FLAT_MAX:
+        return f"IVF{nlist},Flat"
+    if dim is None or dim % 4:
+        return f"IVF{nlist},SQ8"
+    return f"IVF{nlist},PQ{dim // 4}"
+
+
+@dataclass(frozen=True)
+class IndexMeta:
+    """What an index file says about itself (stored as ``convir-index.json``)."""
+
+    dim: int
+    factory: str
+    count: int
+    model: str | None = None
+    pretrained: str | None = None
+    image_root: str | None = None
+    created: str = ""
+    metric: str = "inner_product"
+    format: str = FORMAT
+    version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> IndexMeta:
+        data = json.loads(text)
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+class Hit(NamedTuple):
+    """One search result, ready to print."""
+
+    rank: int  # 1-based
+    score: float
+    position: int
+    id: str
+    path: str
+
+
+def _faiss_reason(exc: Exception) -> str:
+    """faiss errors carry a C++ location prefix; keep the part a user can act on."""
+    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"^Error in .*? at \S+:\d+: ", "", text)
+    text = re.sub(r"^Error: '.*?' failed: ", "", text)
+    return text
+
+
+def _matrix(values: Any, dim: int, what: str) -> np.ndarray:
+    """``values`` as a C-contiguous float32 [N, dim] array (a single vector becomes [1, dim])."""
+    arr = np.asarray(values, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise InputError(f"{what} must have shape [N, {dim}], got {list(np.shape(values))}")
+    if not np.isfinite(arr).all():
+        raise InputError(f"{what} contain NaN or infinite values")
+    return np.ascontiguousarray(arr)
+
+
+def _unit_rows(arr: np.ndarray, what: str) -> np.ndarray:
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise InputError(f"{what} contain all-zero rows, which have no direction to compare")
+    return np.ascontiguousarray(arr / norms, dtype=np.float32)
+
+
+class GalleryIndex:
+    """A FAISS index plus the ids and paths of what it holds, and the model that embedded it.
+
+    Build one with :meth:`build` (train + add in one go) or step by step: construct it empty,
+    :meth:`train` it (IVF/PQ factories only), then :meth:`add` vectors with their ids and paths.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        factory: str = "Flat",
+        *,
+        model: str | None = None,
+        pretrained: str | None = None,
+        image_root: str | None = None,
+    ) -> None:
+        import faiss
+
+        if dim < 1:
+            raise InputError(f"index dimension must be positive, got {dim}")
+        try:
+            index = faiss.index_factory(int(dim), factory, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as exc:
+            raise InputError(
+                f"--factory: faiss cannot build {factory!r} ({_faiss_reason(exc)}); "
+                "use e.g. Flat, IVF1024,Flat, HNSW32 or IVF1024,PQ32"
+            ) from exc
+        self._setup(index, factory, [], [])
+        self.model, self.pretrained, self.image_root = model, pretrained, image_root
+        self.created = datetime.now(UTC).isoformat(timespec="seconds")
+        if self._ivf() is not None:
+            self.nprobe = min(DEFAULT_NPROBE, self._ivf().nlist)
+        if self._hnsw() is not None:
+            self.ef_search = DEFAULT_EF_SEARCH
+
+    def _setup(self, index: faiss.Index, factory: str, ids: list[str], paths: list[str]) -> None:
+        self._index = index
+        self.factory = factory
+        self._ids = ids
+        self._paths = paths
+        self._positions = {item: pos for pos, item in enumerate(ids)}
+
+    @classmethod
+    def build(
+        cls,
+        vectors: Any,
+        ids: Sequence[str],
+        paths: Sequence[str],
+        *,
+        factory: str | None = None,
+        model: str | None = None,
+        pretrained: str | None = None,
+        image_root: str | None = None,
+    ) -> GalleryIndex:
+        """Train (when the factory needs it) and fill an index in one call.
+
+        ``factory=None`` picks :func:`default_factory` for the number of vectors.
+        """
+        arr = np.asarray(vectors, dtype=np.float32)
+        if arr.ndim != 2 or arr.shape[0] == 0:
+            raise InputError(f"build needs a non-empty [N, D] array, got {list(arr.shape)}")
+        count, dim = arr.shape
+        index = cls(
+            dim,
+            factory or default_factory(count, dim),
+            model=model,
+            pretrained=pretrained,
+            image_root=image_root,
+        )
+        if not index.is_trained:
+            index.train(arr)
+        index.add(arr, ids, paths)
+        return index
+
+    # -- structure ----------------------------------------------------------------------
+    def _core(self) -> faiss.Index:
+        """The index under any pre-transform (PCA, OPQ), downcast to its concrete type."""
+        import faiss
+
+        index = self._index
+        while isinstance(index, faiss.IndexPreTransform):
+            index = faiss.downcast_index(index.index)
+        return index
+
+    def _ivf(self) -> faiss.IndexIVF | None:
+        import faiss
+
+        try:
+            return faiss.extract_index_ivf(self._index)
+        except RuntimeError:
+            return None
+
+    def _hnsw(self) -> Any:
+        return getattr(self._core(), "hnsw", None)
+
+    @property
+    def dim(self) -> int:
+        return int(self._index.d)
+
+    @property
+    def count(self) -> int:
+        return int(self._index.ntotal)
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def is_trained(self) -> bool:
+        return bool(self._index.is_trained)
+
+    @property
+    def min_train_vectors(self) -> int:
+        """Fewest training vectors faiss accepts: k-means needs a point per centroid."""
+        need = 1
+        ivf = self._ivf()
+        if ivf is not None:
+            need = max(need, int(ivf.nlist))
+        pq = getattr(self._core(), "pq", None)
+        if pq is not None:
+            need = max(need, 1 << int(pq.nbits))
+        return need if not self.is_trained else 0
+
+    @property
+    def nprobe(self) -> int | None:
+        """IVF lists visited per query (more: better recall, slower); None if not IVF."""
+        ivf = self._ivf()
+        return None if ivf is None else int(ivf.nprobe)
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        ivf = self._ivf()
+        if ivf is None:
+            raise InputError(f"--nprobe applies to IVF indexes; this one is {self.factory!r}")
+        if value < 1:
+            raise InputError(f"--nprobe must be at least 1, got {value}")
+        ivf.nprobe = min(int(value), int(ivf.nlist))
+
+    @property
+    def ef_search(self) -> int | None:
+        """HNSW candidate-list size per query (more: better recall, slower); None if not HNSW."""
+        hnsw = self._hnsw()
+        return None if hnsw is None else int(hnsw.efSearch)
+
+    @ef_search.setter
+    def ef_search(self, value: int) -> None:
+        hnsw = self._hnsw()
+        if hnsw is None:
+            raise InputError(f"--ef-search applies to HNSW indexes; this one is {self.factory!r}")
+        if value < 1:
+            raise InputError(f"--ef-search must be at least 1, got {value}")
+        hnsw.efSearch = int(value)
+
+    @property
+    def meta(self) -> IndexMeta:
+        return IndexMeta(
+            dim=self.dim,
+            factory=self.factory,
+            count=self.count,
+            model=self.model,
+            pretrained=self.pretrained,
+            image_root=self.image_root,
+            created=self.created,
+        )
+
+    # -- id <-> path ----------------------------------------------------------------------
+    @property
+    def ids(self) -> list[str]:
+        return list(self._ids)
+
+    @property
+    def paths(self) -> list[str]:
+        return list(self._paths)
+
+    def id_of(self, position: int) -> str:
+        return self._ids[self._check_position(position)]
+
+    def path_of(self, position: int) -> str:
+        return self._paths[self._check_position(position)]
+
+    def position_of(self, item_id: str) -> int:
+        try:
+            return self._positions[item_id]
+        except KeyError:
+            raise KeyError(f"no gallery item with id {item_id!r} in this index") from None
+
+    def _check_position(self, position: int) -> int:
+        if not 0 <= position < self.count:
+            raise IndexError(f"position {position} is outside the index (0..{self.count - 1})")
+        return int(position)
+
+    # -- building -----------------------------------------------------------------------
+    def train(self, vectors: Any, *, max_vectors: int = TRAIN_SIZE, seed: int = 0) -> None:
+        """Fit the IVF centroids / PQ codebooks on (a seeded sample of at most
+        ``max_vectors`` of) ``vectors``; a no-op for indexes that need no training."""
+        if self.is_trained:
+            return
+        arr = _unit_rows(_matrix(vectors, self.dim, "training vectors"), "training vectors")
+        if len(arr) < self.min_train_vectors:
+            raise InputError(
+                f"--factory {self.factory!r} needs at least {self.min_train_vectors} vectors "
+                f"to train, got {len(arr)}; use fewer IVF lists / PQ bits, or Flat"
+            )
+        if len(arr) > max_vectors:
+            rows = np.random.default_rng(seed).choice(len(arr), size=max_vectors, replace=False)
+            arr = arr[np.sort(rows)]
+        try:
+            self._index.train(arr)
+        except RuntimeError as exc:
+            raise InputError(
+                f"--factory {self.factory!r} could not be trained on {len(arr)} vectors: "
+                f"{_faiss_reason(exc)}"
+            ) from exc
+
+    def add(self, vectors: Any, ids: Sequence[str], paths: Sequence[str]) -> None:
+        """Append gallery items; their positions continue after the current count."""
+        arr = _unit_rows(_matrix(vectors, self.dim, "gallery vectors"), "gallery vectors")
+        ids, paths = [str(i) for i in ids], [str(p) for p in paths]
+        if not len(arr) == len(ids) == len(paths):
+            raise InputError(
+                f"add got {len(arr)} vectors, {len(ids)} ids and {len(paths)} paths; "
+                "they must match one to one"
+            )
+        seen = set(self._positions)
+        for item in ids:
+            if item in seen:
+                raise InputError(f"duplicate gallery id {item!r}: ids must be unique")
+            seen.add(item)
+        if not self.is_trained:
+            raise InputError(
+                f"this {self.factory!r} index is not trained: call train(vectors) first "
+                "(GalleryIndex.build does both)"
+            )
+        try:
+            self._index.add(arr)
+        except RuntimeError as exc:
+            raise InputError(
+                f"faiss could not add to {self.factory!r}: {_faiss_reason(exc)}"
+            ) from exc
+        start = len(self._ids)
+        self._ids.extend(ids)
+        self._paths.extend(paths)
+        self._positions.update((item, start + n) for n, item in enumerate(ids))
+
+    # -- searching ----------------------------------------------------------------------
+    def search(self, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` gallery positions per query: ``(scores [Q, k'], positions [Q, k'])``.
+
+        ``k' = min(k, count)``: asking for more than the index holds returns everything it
+        holds. Rows are best first. An approximate index (IVF with a small ``nprobe``) may
+        find fewer than ``k'`` neighbours for a query: the missing tail is position ``-1``
+        with score ``-inf``. A single query vector [D] is treated as [1, D].
+        """
+        if k < 1:
+            raise InputError(f"-k must be at least 1, got {k}")
+        q = _matrix(queries, self.dim, "queries")
+        k_eff = min(int(k), self.count)
+        if k_eff == 0:
+            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        scores, positions = self._index.search(q, k_eff)
+        scores = scores.astype(np.float32, copy=False)
+        scores[positions < 0] = -np.inf
+        return scores, positions.astype(np.int64, copy=False)
+
+    def hits(self, queries: Any, k: int) -> list[list[Hit]]:
+        """:meth:`search` with ids and paths attached; missing neighbours are left out."""
+        scores, positions = self.search(queries, k)
+        return [
+            [
+                Hit(rank + 1, float(s), int(p), self._ids[p], self._paths[p])
+                for rank, (s, p) in enumerate(zip(srow, prow, strict=True))
+                if p >= 0
+            ]
+            for srow, prow in zip(scores, positions, strict=True)
+        ]
+
+    # -- files --------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the index as one file, atomically: a temp file in the same folder is
+        fsync-ed, then renamed over ``path``. A crash before the rename leaves the old file."""
+        path = Path(path)
+        if path.is_dir():
+            raise InputError(
+                f"--out {path} is a folder; give a file path such as {path}/gallery.index"
+            )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise IndexFileError(f"cannot create the folder for {path}: {exc}") from exc
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as raw:
+                _write_archive(raw, self)
+                raw.flush()
+                os.fsync(raw.fileno())
+            os.replace(tmp, path)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise IndexFileError(f"could not write the index to {path}: {exc}") from exc
+            raise
+        _fsync_folder(path.parent)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> GalleryIndex:
+        """Read an index written by :meth:`save`; :class:`IndexFileError` if it is missing,
+        not an index, damaged, or from a newer format."""
+        path = Path(path)
+        if not path.exists():
+            raise IndexFileError(
+                f"no index file at {path}; build one with `convir index FOLDER --out {path}`"
+            )
+        if path.is_dir():
+            raise IndexFileError(f"{path} is a folder, not an index file")
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = set(zf.namelist())
+                if META_MEMBER not in names:
+                    raise IndexFileError(
+                        f"{path} is not a convir index (no {META_MEMBER} inside); "
+                        "build one with `convir index`"
+                    )
+                meta = IndexMeta.from_json(zf.read(META_MEMBER).decode("utf-8"))
+                if meta.format != FORMAT or not isinstance(meta.version, int):
+                    raise ValueError(f"unexpected format {meta.format!r}")
+                if meta.version > FORMAT_VERSION:
+                    raise IndexFileError(
+                        f"{path} uses index format {meta.version}; this convir reads up to "
+                        f"{FORMAT_VERSION}: upgrade convir or rebuild the index"
+                    )
+                ids = json.loads(zf.read(IDS_MEMBER).decode("utf-8"))
+                paths = json.loads(zf.read(PATHS_MEMBER).decode("utf-8"))
+                index = _read_faiss(zf)
+        except IndexFileError:
+            raise
+        except OSError as exc:
+            raise IndexFileError(f"cannot read {path}: {exc}") from exc
+        except Exception as exc:  # zip, JSON, faiss and CRC failures all mean "damaged"
+            raise IndexFileError(
+                f"{path} is damaged or not a convir index ({type(exc).__name__}: "
+                f"{_faiss_reason(exc)[:200]}); rebuild it with `convir index`"
+            ) from exc
+        if not (index.ntotal == len(ids) == len(paths) == meta.count and index.d == meta.dim):
+            raise IndexFileError(
+                f"{path} is inconsistent (index holds {index.ntotal} vectors of dim {index.d}, "
+                f"metadata says {meta.count} of dim {meta.dim}, {len(ids)} ids, "
+                f"{len(paths)} paths); rebuild it with `convir index`"
+            )
+        loaded = cls.__new__(cls)
+        loaded._setup(index, meta.factory, [str(i) for i in ids], [str(p) for p in paths])
+        loaded.model, loaded.pretrained = meta.model, meta.pretrained
+        loaded.image_root, loaded.created = meta.image_root, meta.created
+        return loaded
+
+    def __repr__(self) -> str:
+        return f"GalleryIndex(factory={self.factory!r}, dim={self.dim}, count={self.count})"
+
+
+def _write_archive(raw: Any, index: GalleryIndex) -> None:
+    """The zip members, metadata first (small members deflated, the FAISS blob stored)."""
+    with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(META_MEMBER, index.meta.to_json())
+        zf.writestr(IDS_MEMBER, json.dumps(index._ids, ensure_ascii=False))
+        zf.writestr(PATHS_MEMBER, json.dumps(index._paths, ensure_ascii=False))
+        _write_faiss(zf, index._index)
+
+
+def _write_faiss(zf: zipfile.ZipFile, index: faiss.Index) -> None:
+    """Stream ``faiss.write_index`` straight into the archive (no second copy in memory)."""
+    import faiss
+
+    info = zipfile.ZipInfo(FAISS_MEMBER, date_time=datetime.now().timetuple()[:6])
+    info.compress_type = zipfile.ZIP_STORED
+    with zf.open(info, "w", force_zip64=True) as member:
+        faiss.write_index(index, faiss.PyCallbackIOWriter(member.write))
+
+
+def _read_faiss(zf: zipfile.ZipFile) -> faiss.Index:
+    import faiss
+
+    with zf.open(FAISS_MEMBER) as member:
+        index = faiss.read_index(faiss.PyCallbackIOReader(member.read))
+        if member.read(1):  # reaching the end also makes zipfile verify the CRC-32
+            raise ValueError(f"trailing bytes after the FAISS index in {FAISS_MEMBER}")
+    return index
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,255 @@
+"""Image/text embedders: the ``Embedder`` protocol and its open_clip backend.
+
+The backend returns pooled features *and* token/patch features projected into the joint
+space (open_clip projects only the pooled token, so the projection is applied to every
+token here), all L2-normalised. Real checkpoints and the shipped testbed model load
+through the same call: ``open_clip.create_model_and_transforms(name, pretrained=PATH)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
+
+from convir.errors import HubUnavailableError, ModelError
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+TESTBED_MODEL = "convir-testbed-clip"
+ASSETS = Path(__file__).resolve().parent.parent / "testbed" / "assets"
+TESTBED_CONFIG = ASSETS / f"{TESTBED_MODEL}.json"
+TESTBED_CHECKPOINT = ASSETS / f"{TESTBED_MODEL}.pt"
+
+
+class TextFeatures(NamedTuple):
+    pooled: torch.Tensor  # [B, D], unit norm
+    tokens: torch.Tensor | None = None  # [B, T, D], unit norm per token
+    mask: torch.Tensor | None = None  # [B, T], True where a real token (words and end-of-text)
+
+
+class ImageFeatures(NamedTuple):
+    pooled: torch.Tensor  # [B, D], unit norm
+    patches: torch.Tensor | None = None  # [B, P, D], unit norm per patch
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What retrieval needs from a dual encoder."""
+
+    dim: int
+    name: str
+
+    def encode_text(self, texts: Sequence[str], *, tokens: bool = False) -> TextFeatures: ...
+
+    def encode_images(
+        self, images: Sequence[Image.Image], *, patches: bool = False
+    ) -> ImageFeatures: ...
+
+
+def register_testbed_config() -> None:
+    """Make the shipped testbed architecture known to open_clip by name."""
+    import open_clip
+
+    if TESTBED_MODEL not in open_clip.list_models():
+        open_clip.add_model_config(TESTBED_CONFIG)
+
+
+def _looks_like_path(value: str) -> bool:
+    return (
+        os.sep in value
+        or value.startswith(".")
+        or Path(value).suffix
+        in {
+            ".pt",
+            ".pth",
+            ".bin",
+            ".safetensors",
+            ".ckpt",
+        }
+    )
+
+
+def _tokenizer_for(model_name: str, checkpoint: Path | None) -> Callable:
+    """A ``*.vocab.json`` beside the checkpoint means a word-level testbed tokenizer.
+
+    The testbed architecture always uses the shipped vocabulary, also with random weights.
+    """
+    import open_clip
+
+    from convir.testbed.tokenizer import WordTokenizer
+
+    if checkpoint is not None and checkpoint.with_suffix(".vocab.json").exists():
+        return WordTokenizer.load(checkpoint.with_suffix(".vocab.json"))
+    if model_name == TESTBED_MODEL:
+        return WordTokenizer.load(TESTBED_CHECKPOINT.with_suffix(".vocab.json"))
+    return open_clip.get_tokenizer(model_name)
+
+
+class OpenClipEmbedder:
+    """An open_clip model wrapped as an :class:`Embedder` (eval mode, no grad)."""
+
+    def __init__(
+        self,
+        model_name: str = TESTBED_MODEL,
+        pretrained: str | None = str(TESTBED_CHECKPOINT),
+        device: str = "cpu",
+        batch_size: int = 256,
+    ) -> None:
+        import open_clip
+        import torch
+
+        register_testbed_config()
+        if model_name not in open_clip.list_models():
+            raise ModelError(
+                f"--model: open_clip does not know a model called {model_name!r}; "
+                f"see open_clip.list_models() (e.g. ViT-B-32) or use {TESTBED_MODEL!r}"
+            )
+        checkpoint: Path | None = None
+        if pretrained:
+            if Path(pretrained).exists():
+                checkpoint = Path(pretrained)
+            elif _looks_like_path(pretrained):
+                raise ModelError(f"--pretrained: no checkpoint file at {pretrained!r}")
+            elif pretrained not in open_clip.list_pretrained_tags_by_model(model_name):
+                raise ModelError(
+                    f"--pretrained: {pretrained!r} is neither a file nor a pretrained tag of "
+                    f"{model_name} (tags: {open_clip.list_pretrained_tags_by_model(model_name)})"
+                )
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                model_name, pretrained=pretrained or None, device=device
+            )
+        except Exception as exc:  # open_clip raises bare RuntimeError/OSError on hub failures
+            if pretrained and checkpoint is None:
+                raise HubUnavailableError(
+                    f"--pretrained: the tag {pretrained!r} needs a download from the model hub, "
+                    f"which failed ({type(exc).__name__}: {str(exc)[:120]}). Download the "
+                    "checkpoint on a machine with access and pass --pretrained /path/to/file"
+                ) from exc
+            raise ModelError(f"could not build {model_name!r}: {exc}") from exc
+        model.eval()
+        self.model = model
+        self.preprocess = preprocess
+        self.tokenizer = _tokenizer_for(model_name, checkpoint)
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.name = model_name
+        self.pretrained = pretrained
+        proj = getattr(model, "text_projection", None)
+        self.dim = int(proj.shape[1]) if proj is not None else int(model.visual.output_dim)
+
+    # -- text ---------------------------------------------------------------------------
+    def _text_tokens(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled and per-token projected features of a CLIP text tower."""
+        import open_clip.transformer as oct
+
+        m = self.model
+        if not hasattr(m, "token_embedding"):
+            raise ModelError(f"{self.name}: token features need an open_clip CLIP text tower")
+        cast = m.transformer.get_cast_dtype()
+        x = m.token_embedding(ids).to(cast) + m.positional_embedding.to(cast)
+        x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask))
+        pooled = oct.text_global_pool(
+            x, ids, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None)
+        )
+        proj = m.text_projection
+        if proj is not None:
+            project = (
+                proj if callable(proj) and not hasattr(proj, "shape") else (lambda t: t @ proj)
+            )
+            pooled, x = project(pooled), project(x)
+        return pooled, x
+
+    def encode_text(self, texts: Sequence[str], *, tokens: bool = False) -> TextFeatures:
+        import torch
+        import torch.nn.functional as F
+
+        if len(texts) == 0:
+            raise ValueError("encode_text needs at least one text")
+        pooled_parts, token_parts, mask_parts = [], [], []
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                ids = self.tokenizer(list(texts[start : start + self.batch_size])).to(self.device)
+                if tokens:
+                    pooled, toks = self._text_tokens(ids)
+                    mask = ids != 0
+                    mask[:, 0] = False  # start-of-text carries no content
+                    token_parts.append(F.normalize(toks.float(), dim=-1))
+                    mask_parts.append(mask)
+                else:
+                    pooled = self.model.encode_text(ids)
+                pooled_parts.append(F.normalize(pooled.float(), dim=-1))
+        pooled = torch.cat(pooled_parts)
+        if not tokens:
+            return TextFeatures(pooled)
+        return TextFeatures(pooled, torch.cat(token_parts), torch.cat(mask_parts))
+
+    # -- images -------------------------------------------------------------------------
+    def image_tensor(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        import torch
+
+        return torch.stack([self.preprocess(im.convert("RGB")) for im in images])
+
+    def encode_image_tensor(self, pixels: torch.Tensor, *, patches: bool = False) -> ImageFeatures:
+        """Features of an already preprocessed batch (lets loaders overlap with compute)."""
+        import torch
+        import torch.nn.functional as F
+
+        visual = self.model.visual
+        with torch.inference_mode():
+            pixels = pixels.to(self.device)
+            if not patches:
+                return ImageFeatures(F.normalize(self.model.encode_image(pixels).float(), dim=-1))
+            if not hasattr(visual, "output_tokens"):
+                raise ModelError(f"{self.name}: patch features need an open_clip ViT image tower")
+            visual.output_tokens = True
+            try:
+                pooled, toks = visual(pixels)
+            finally:
+                visual.output_tokens = False
+            if getattr(visual, "proj", None) is not None:
+                toks = toks @ visual.proj
+            return ImageFeatures(
+                F.normalize(pooled.float(), dim=-1), F.normalize(toks.float(), dim=-1)
+            )
+
+    def encode_images(
+        self, images: Sequence[Image.Image], *, patches: bool = False
+    ) -> ImageFeatures:
+        import torch
+
+        if len(images) == 0:
+            raise ValueError("encode_images needs at least one image")
+        parts = [
+            self.encode_image_tensor(
+                self.image_tensor(images[s : s + self.batch_size]), patches=patches
+            )
+            for s in range(0, len(images), self.batch_size)
+        ]
+        pooled = torch.cat([p.pooled for p in parts])
+        if not patches:
+            return ImageFeatures(pooled)
+        return ImageFeatures(pooled, torch.cat([p.patches for p in parts]))
+
+
+_CACHE: dict[tuple[str, str | None, str], OpenClipEmbedder] = {}
+
+
+def load_embedder(
+    model_name: str | None = None, pretrained: str | None = None, device: str = "cpu"
+) -> OpenClipEmbedder:
+    """The embedder for (model, weights, device), built once per process.
+
+    With neither argument, the shipped testbed CLIP.
+    """
+    if model_name is None:
+        model_name = TESTBED_MODEL
+        pretrained = pretrained or str(TESTBED_CHECKPOINT)
+    key = (model_name, pretrained, device)
+    if key not in _CACHE:
+        _CACHE[key] = OpenClipEmbedder(model_name, pretrained, device)
+    return _CACHE[key]

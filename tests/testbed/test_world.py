@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from convir.testbed.render import render
+from convir.testbed.world import COLOURS, SHAPES, SIZES, World, apply_edit
+
+
+def test_scene_is_a_pure_function_of_seed_and_index():
+    a, b = World(seed=3, size=500), World(seed=3, size=500)
+    # different access order, same scenes
+    first = [a.scene(i).to_record() for i in range(0, 500, 7)]
+    second = [b.scene(i).to_record() for i in reversed(range(0, 500, 7))][::-1]
+    assert first == second
+    assert np.array_equal(np.asarray(render(a.scene(42))), np.asarray(render(b.scene(42))))
+    other = World(seed=4, size=500)
+    assert sum(a.scene(i).key() == other.scene(i).key() for i in range(100)) < 5
+
+
+def test_world_respects_its_grammar():
+    world = World(seed=0, size=2000)
+    counts = np.zeros(5, dtype=int)
+    for scene in world.scenes():
+        cells = [o.cell for o in scene.objects]
+        assert 1 <= len(cells) <= 4
+        assert len(set(cells)) == len(cells), "two objects share a cell"
+        assert cells == sorted(cells)
+        for o in scene.objects:
+            assert o.shape in SHAPES and o.colour in COLOURS and o.size in SIZES
+        counts[len(cells)] += 1
+    assert set(np.nonzero(counts)[0]) == {1, 2, 3, 4}
+    assert len(SHAPES) >= 5 and len(COLOURS) >= 8
+
+
+def test_edited_scenes_are_their_reference_plus_the_edit():
+    world = World(seed=0, size=1000)
+    edited = world.edited_indices()
+    assert 200 < len(edited) < 300  # ~half of the 500 odd scenes
+    ops = set()
+    for i in edited:
+        target = world.scene(i)
+        assert target.edit_of == i - 1
+        ref = world.scene(i - 1)
+        assert apply_edit(ref, target.edit, i).key() == target.key()
+        assert ref.key() != target.key(), "an edit must change the scene"
+        ops.add(target.edit.op)
+    assert ops == {"recolour", "reshape", "resize", "remove", "add", "move"}
+
+
+def test_render_size_and_background():
+    world = World(seed=0, size=100)
+    img = render(world.scene(0), 96)
+    assert img.size == (96, 96) and img.mode == "RGB"
+
+
+def test_bad_world_arguments():
+    with pytest.raises(ValueError):
+        World(size=0)
+    with pytest.raises(IndexError):
+        World(size=10).scene(10)
