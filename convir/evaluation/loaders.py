@@ -287,7 +287,7 @@ def _validate(path: Path, data: Any, fmt: str) -> list:
         has = getattr(records[0], target_field) is not None
         for i, rec in enumerate(records):
             if (getattr(rec, target_field) is not None) != has:
-                state = "has" if not has else "lacks"
+                state = "lacks" if has else "has"
                 raise InputError(
                     f"{path}: record {i} {state} {target_field!r} unlike record 0; a file is "
                     f"either a split with targets or a test split without: {_snippet(data[i])}"
@@ -306,14 +306,18 @@ def _unique(path: Path, data: list, values: list, what: str) -> None:
         seen[v] = i
 
 
-def _load_records(path: str | Path, fmt: str) -> list:
-    p = Path(path)
-    data = read_json(p)
+UNIQUE_KEYS = {"cirr": "pairid", "cirr-ext": "pairid", "circo": "id"}
+
+
+def _records(p: Path, data: Any, fmt: str) -> list:
     records = _validate(p, data, fmt)
-    key = {"cirr": "pairid", "cirr-ext": "pairid", "circo": "id"}.get(fmt)
-    if key:
+    if key := UNIQUE_KEYS.get(fmt):
         _unique(p, data, [getattr(r, key) for r in records], key)
     return records
+
+
+def _load_records(path: str | Path, fmt: str) -> list:
+    return _records(Path(path), read_json(path), fmt)
 
 
 # --------------------------------------------------------------------------- loaders
@@ -495,11 +499,7 @@ def inspect_file(path: str | Path) -> dict[str, Any]:
         return {"format": fmt, "images": len(_check_string_list(p, data, fmt))}
     if fmt in MAP_FORMATS:
         return {"format": fmt, "images": len(_check_cirr_split(p, data))}
-    records = _validate(p, data, fmt)
-    key = {"cirr": "pairid", "cirr-ext": "pairid", "circo": "id"}.get(fmt)
-    if key:
-        _unique(p, data, [getattr(r, key) for r in records], key)
-    return _summary(fmt, records)
+    return _summary(fmt, _records(p, data, fmt))
 
 
 __all__ = [

@@ -162,9 +162,7 @@ def _other_protocol_hint(text: str, model: type[_Line]) -> str:
     return ""
 
 
-def _check_ranking(
-    path: Path, lineno: int, ranking: list[str], space: Collection[str] | None
-) -> None:
+def _check_ranking(path: Path, lineno: int, ranking: list[str], space: set[str] | None) -> None:
     if len(set(ranking)) != len(ranking):
         seen: dict[str, int] = {}
         for pos, x in enumerate(ranking):
@@ -174,7 +172,7 @@ def _check_ranking(
                     f"{seen[x]} and {pos}); each candidate may be ranked once"
                 )
             seen[x] = pos
-    if space is not None:
+    if space is not None and not space.issuperset(ranking):
         for x in ranking:
             if x not in space:
                 raise InputError(

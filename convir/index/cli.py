@@ -35,6 +35,16 @@ def _resolve_weights(model: str | None, pretrained: str | None) -> tuple[str, st
             pretrained = str(TESTBED_CHECKPOINT)
         model = TESTBED_MODEL
     elif pretrained is None:
+        import open_clip
+
+        from convir.models.embedder import register_testbed_config
+
+        register_testbed_config()
+        if model not in open_clip.list_models():  # the more basic mistake, reported first
+            raise ModelError(
+                f"--model: open_clip does not know a model called {model!r}; see "
+                f"open_clip.list_models() (e.g. ViT-B-32) or use {TESTBED_MODEL!r}"
+            )
         raise InputError(
             f"--pretrained: give a checkpoint file or an open_clip pretrained tag for --model "
             f"{model} (without weights the model is random and the index useless)"

@@ -361,11 +361,11 @@ class GalleryIndex:
                 f"add got {len(arr)} vectors, {len(ids)} ids and {len(paths)} paths; "
                 "they must match one to one"
             )
-        seen = set(self._positions)
+        batch: set[str] = set()
         for item in ids:
-            if item in seen:
+            if item in self._positions or item in batch:
                 raise InputError(f"duplicate gallery id {item!r}: ids must be unique")
-            seen.add(item)
+            batch.add(item)
         if not self.is_trained:
             raise InputError(
                 f"this {self.factory!r} index is not trained: call train(vectors) first "

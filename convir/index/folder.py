@@ -226,7 +226,7 @@ def embed_images(
                     try:
                         tensors.append(future.result())
                     except UnreadableImageError as exc:
-                        item = Skipped(str(path), exc.reason)
+                        item = Skipped(str(path.absolute()), exc.reason)
                         out.skipped.append(item)
                         if on_skip is not None:
                             on_skip(item)

@@ -21,13 +21,17 @@ def _convir(*args):
     )
 
 
+def _score(protocol, run, *args):
+    return _convir("eval", "score", "--protocol", protocol, "--run", run, *args)
+
+
 def _ok_json(proc):
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
 
 def test_score_chatir_json(chatir_run):
-    proc = _convir("eval", "score", "--protocol", "chatir", "--run", chatir_run, "--json")
+    proc = _score("chatir", chatir_run, "--json")
     out = _ok_json(proc)
     assert list(out) == ["hits_at_k", "recall_at_k", "bri", "k", "dialogues"]
     a = ((math.log(13) + math.log(4)) / 2 + math.log(4)) / 2  # best ranks 12, 3, 3
@@ -41,19 +45,7 @@ def test_score_chatir_json(chatir_run):
 
 def test_score_chatir_with_k_and_search_space(chatir_run, write_json):
     space = write_json("space.json", [f"img{i}" for i in range(25)] + ["t1", "t2"])
-    proc = _convir(
-        "eval",
-        "score",
-        "--protocol",
-        "chatir",
-        "--run",
-        chatir_run,
-        "--search-space",
-        space,
-        "--k",
-        "4",
-        "--json",
-    )
+    proc = _score("chatir", chatir_run, "--search-space", space, "--k", "4", "--json")
     out = _ok_json(proc)
     assert out["k"] == 4 and out["hits_at_k"] == [0.0, 0.5, 0.5]
     assert out["recall_at_k"] == [0.0, 0.5, 0.0]
@@ -62,11 +54,7 @@ def test_score_chatir_with_k_and_search_space(chatir_run, write_json):
 
 def test_score_circo_json(circo_files):
     ann, run = circo_files
-    out = _ok_json(
-        _convir(
-            "eval", "score", "--protocol", "circo", "--run", run, "--annotations", ann, "--json"
-        )
-    )
+    out = _ok_json(_score("circo", run, "--annotations", ann, "--json"))
     assert list(out) == ["map_at", "recall_at"]
     ap0 = (1 + 2 / 3 + 3 / 5) / 4
     assert out["map_at"] == pytest.approx(
@@ -77,11 +65,7 @@ def test_score_circo_json(circo_files):
 
 def test_score_cirr_json(cirr_files):
     captions, run = cirr_files
-    out = _ok_json(
-        _convir(
-            "eval", "score", "--protocol", "cirr", "--run", run, "--annotations", captions, "--json"
-        )
-    )
+    out = _ok_json(_score("cirr", run, "--annotations", captions, "--json"))
     assert out == {
         "recall_at": {"1": 0.5, "5": 1.0, "10": 1.0, "50": 1.0},
         "recall_subset_at": {"1": 0.5, "2": 1.0, "3": 1.0},
@@ -90,9 +74,7 @@ def test_score_cirr_json(cirr_files):
 
 def test_score_fashioniq_json_warns_about_short_rankings(fashioniq_files):
     ann, run = fashioniq_files
-    proc = _convir(
-        "eval", "score", "--protocol", "fashioniq", "--run", run, "--annotations", ann, "--json"
-    )
+    proc = _score("fashioniq", run, "--annotations", ann, "--json")
     assert _ok_json(proc) == {"recall_at": {"10": pytest.approx(1 / 3), "50": pytest.approx(2 / 3)}}
     assert "warning: 1 queries missed with rankings shorter" in proc.stderr
 
@@ -101,7 +83,7 @@ def test_bad_run_is_one_error_line_with_exit_code_2(tmp_path):
     run = tmp_path / "r.jsonl"
     row = {"dialogue_id": "a", "round": 0, "target": "t", "ranking": ["t", "x", "t"]}
     run.write_text(json.dumps(row) + "\n")
-    proc = _convir("eval", "score", "--protocol", "chatir", "--run", run, "--json")
+    proc = _score("chatir", run, "--json")
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
     assert "line 1: id 't' appears twice" in proc.stderr and "Traceback" not in proc.stderr
@@ -109,7 +91,7 @@ def test_bad_run_is_one_error_line_with_exit_code_2(tmp_path):
 
 def test_missing_annotations_and_stray_k_are_errors(circo_files):
     _, run = circo_files
-    proc = _convir("eval", "score", "--protocol", "circo", "--run", run, "--k", "5")
+    proc = _score("circo", run, "--k", "5")
     assert proc.returncode == 2 and "--k applies to --protocol chatir only" in proc.stderr
 
 
@@ -118,18 +100,8 @@ def test_submission_cirr_writes_both_files(cirr_files, write_jsonl, tmp_path):
     members = [f"dev-{i}-0-img0" for i in range(1, 7)]
     run = write_jsonl("t.jsonl", [{"query_id": q, "ranking": members} for q in (1, 2)])
     out = tmp_path / "sub" / "pred.json"
-    proc = _convir(
-        "eval",
-        "submission",
-        "--protocol",
-        "cirr",
-        "--run",
-        run,
-        "--annotations",
-        captions,
-        "--out",
-        out,
-    )
+    args = ["--protocol", "cirr", "--run", run, "--annotations", captions, "--out", out]
+    proc = _convir("eval", "submission", *args)
     assert proc.returncode == 0, proc.stderr
     recall = json.loads(out.read_text())
     subset = json.loads((tmp_path / "sub" / "pred_subset.json").read_text())

@@ -172,7 +172,11 @@ def test_save_and_load_round_trip(tmp_path, factory):
 
 @pytest.mark.parametrize(
     ("crash", "expected"),
-    [(RuntimeError, RuntimeError), (KeyboardInterrupt, KeyboardInterrupt), (OSError, IndexFileError)],
+    [
+        (RuntimeError, RuntimeError),
+        (KeyboardInterrupt, KeyboardInterrupt),
+        (OSError, IndexFileError),
+    ],
 )
 def test_a_crash_mid_save_keeps_the_previous_index(tmp_path, monkeypatch, crash, expected):
     path = tmp_path / "g.index"

@@ -62,8 +62,11 @@ def test_our_pixel_limit_applies_below_pillows_and_silences_its_warning(
         result = embed_folder(tmp_path, embedder, progress=False, on_skip=skipped.append)
     assert result.ids == ["ok.png"]
     assert [(s.path.endswith("big.png"), s.reason) for s in skipped] == [
-        (True, "image too large, not decoded (10000x10000 = 100,000,000 pixels, "
-         "limit 50,000,000; see --max-pixels)")
+        (
+            True,
+            "image too large, not decoded (10000x10000 = 100,000,000 pixels, "
+            "limit 50,000,000; see --max-pixels)",
+        )
     ]
     assert set(decoded_sizes) == {(64, 64)}
 

@@ -1,0 +1,108 @@
+"""The shipped testbed CLIP, loaded through open_clip's own code path, and its features."""
+
+import numpy as np
+import pytest
+import torch
+
+from convir.errors import ModelError
+from convir.models.embedder import (
+    TESTBED_CHECKPOINT,
+    TESTBED_MODEL,
+    Embedder,
+    OpenClipEmbedder,
+    load_embedder,
+)
+from convir.testbed.captions import full_caption, partial_caption
+from convir.testbed.render import render
+from convir.testbed.tokenizer import words
+from convir.testbed.world import World
+
+needs_checkpoint = pytest.mark.skipif(
+    not TESTBED_CHECKPOINT.exists(), reason="the testbed CLIP checkpoint is not trained yet"
+)
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return load_embedder()
+
+
+@needs_checkpoint
+def test_checkpoint_loads_through_open_clip_with_identical_weights(embedder):
+    import open_clip
+
+    model, _, _ = open_clip.create_model_and_transforms(
+        TESTBED_MODEL, pretrained=str(TESTBED_CHECKPOINT)
+    )
+    saved = torch.load(TESTBED_CHECKPOINT, map_location="cpu")["state_dict"]
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, saved[name]), name
+    assert isinstance(embedder, Embedder)
+    assert TESTBED_CHECKPOINT.stat().st_size < 20 * 2**20
+
+
+@needs_checkpoint
+def test_token_and_patch_features_agree_with_pooled(embedder):
+    texts = ["a red circle", "a large blue star at the top left on a white background"]
+    plain = embedder.encode_text(texts)
+    full = embedder.encode_text(texts, tokens=True)
+    assert torch.allclose(plain.pooled, full.pooled, atol=1e-5)
+    assert full.tokens.shape == (2, 64, embedder.dim)
+    assert full.mask.sum(dim=1).tolist() == [len(words(t)) + 1 for t in texts]
+    assert torch.allclose(full.tokens.norm(dim=-1), torch.ones(2, 64), atol=1e-4)
+    images = [render(World(0, 10).scene(i)) for i in range(3)]
+    a = embedder.encode_images(images)
+    b = embedder.encode_images(images, patches=True)
+    assert torch.allclose(a.pooled, b.pooled, atol=1e-5)
+    assert b.patches.shape == (3, 64, embedder.dim)
+
+
+@needs_checkpoint
+def test_trained_clip_beats_chance_by_a_wide_margin(embedder):
+    world = World(seed=0, size=300)
+    scenes = world.scenes()
+    gallery = embedder.encode_images([render(s) for s in scenes]).pooled
+    rng = np.random.default_rng(0)
+    for texts, floor in (
+        ([full_caption(s) for s in scenes], 0.8),
+        ([partial_caption(s, rng) for s in scenes], 0.25),
+    ):
+        sims = embedder.encode_text(texts).pooled @ gallery.T
+        ranks = (sims > sims.diagonal()[:, None]).sum(dim=1)
+        r10 = float((ranks < 10).float().mean())
+        assert r10 >= floor, (texts[0], r10)  # chance is 10/300 = 0.033
+
+
+def test_testbed_text_uses_only_known_words():
+    from convir.testbed.clip_train import build_tokenizer, describe
+    from convir.testbed.edits import triplets
+    from convir.testbed.oracle import answer, candidate_questions
+    from convir.testbed.tokenizer import WordTokenizer
+
+    shipped = WordTokenizer.load(TESTBED_CHECKPOINT.with_suffix(".vocab.json"))
+    assert shipped.vocab == build_tokenizer().vocab, "vocab drifted from the text generators"
+    world = World(seed=9, size=300)
+    rng = np.random.default_rng(1)
+    texts = [full_caption(s, rng) for s in world.scenes()] + [describe(s, rng) for s in world.scenes()]
+    texts += [t.text for t in triplets(world)]
+    texts += [q.text + " " + answer(s, q) for s in world.scenes()[:30] for q in candidate_questions()]
+    known = set(shipped.vocab)
+    unknown = {w for t in texts for w in words(t)} - known
+    assert not unknown
+
+
+def test_bad_model_names_and_paths_name_the_flag(tmp_path):
+    with pytest.raises(ModelError, match="--model"):
+        OpenClipEmbedder("no-such-model", None)
+    with pytest.raises(ModelError, match="--pretrained"):
+        OpenClipEmbedder(TESTBED_MODEL, str(tmp_path / "missing.pt"))
+    with pytest.raises(ModelError, match="--pretrained"):
+        OpenClipEmbedder(TESTBED_MODEL, "laion2b_s34b_b79k")
+
+
+def test_random_testbed_architecture_runs_without_weights():
+    emb = OpenClipEmbedder(TESTBED_MODEL, None)
+    out = emb.encode_text(["a red circle"], tokens=True)
+    assert out.pooled.shape == (1, 128) and out.tokens.shape == (1, 64, 128)
+    with pytest.raises(ValueError):
+        emb.encode_text([])
