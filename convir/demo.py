@@ -32,6 +32,7 @@ def run_text_baseline(
     """Run ``dialogues`` simulated dialogues of ``rounds`` rounds; cumulative Hits@10."""
     from tqdm import tqdm
 
+    from convir.index.faiss_index import GalleryIndex
     from convir.models.embedder import load_embedder
     from convir.testbed.captions import partial_caption
     from convir.testbed.oracle import Oracle, candidate_questions
@@ -46,6 +47,9 @@ def run_text_baseline(
             embedder.encode_images([render(s) for s in scenes[i : i + 512]]).pooled.numpy()
             for i in tqdm(range(0, len(scenes), 512), desc="embed gallery", disable=not progress)
         ]
+    )
+    index = GalleryIndex.build(
+        gallery, [s.id for s in scenes], [s.id for s in scenes], factory="Flat"
     )
     rng = np.random.default_rng(seed)
     targets = rng.choice(gallery_size, size=dialogues, replace=False)
@@ -63,17 +67,17 @@ def run_text_baseline(
                 asked[d].add(q)
                 dialogs[d].append(f"{menu[q].text} {oracle.answer(scenes[t], menu[q])}")
         queries = [", ".join(dlg) for dlg in dialogs]
-        sims = embedder.encode_text(queries).pooled.numpy() @ gallery.T
-        target_scores = sims[np.arange(dialogues), targets][:, None]
-        ranks = (sims > target_scores).sum(axis=1)
+        scores, positions = index.search(embedder.encode_text(queries).pooled.numpy(), gallery_size)
+        ranks = np.argmax(positions == targets[:, None], axis=1)  # Flat: every image is ranked
         hit |= ranks < 10
         hits_per_round.append(float(hit.mean()))
-        top = np.argsort(-sims[0])[:3]
-        said = dialogs[0][-1]
         transcript.append(
-            f"round {r}: {'user' if r == 0 else 'Q/A'}: {said}\n"
+            f"round {r}: {'user' if r == 0 else 'Q/A'}: {dialogs[0][-1]}\n"
             f"  target rank {int(ranks[0]) + 1}; top 3: "
-            + ", ".join(f"{scenes[i].id} ({sims[0, i]:.3f})" for i in top)
+            + ", ".join(
+                f"{index.id_of(int(p))} ({s:.3f})"
+                for s, p in zip(scores[0, :3], positions[0, :3], strict=True)
+            )
         )
     return DemoResult(hits_per_round, transcript, dialogues)
 

@@ -59,7 +59,7 @@ def train_generator_command(
     out: Path = typer.Option(
         ASSETS / "generator", "--out", help="Folder for unet/ and scheduler/."
     ),
-    steps: int = typer.Option(3000, "--steps", min=1),
+    steps: int = typer.Option(2800, "--steps", min=1),
     batch_size: int = typer.Option(64, "--batch-size", min=2),
     lr: float = typer.Option(1e-3, "--lr"),
     seed: int = typer.Option(0, "--seed"),

@@ -83,9 +83,13 @@ def test_testbed_text_uses_only_known_words():
     assert shipped.vocab == build_tokenizer().vocab, "vocab drifted from the text generators"
     world = World(seed=9, size=300)
     rng = np.random.default_rng(1)
-    texts = [full_caption(s, rng) for s in world.scenes()] + [describe(s, rng) for s in world.scenes()]
+    texts = [full_caption(s, rng) for s in world.scenes()] + [
+        describe(s, rng) for s in world.scenes()
+    ]
     texts += [t.text for t in triplets(world)]
-    texts += [q.text + " " + answer(s, q) for s in world.scenes()[:30] for q in candidate_questions()]
+    texts += [
+        q.text + " " + answer(s, q) for s in world.scenes()[:30] for q in candidate_questions()
+    ]
     known = set(shipped.vocab)
     unknown = {w for t in texts for w in words(t)} - known
     assert not unknown

@@ -26,7 +26,7 @@ class Action(BaseModel):
 
 
 def client(server, **kw):
-    kw = {"timeout": 0.3, "max_retries": 2, "backoff": 0.01, **kw}
+    kw = {"timeout": 5.0, "max_retries": 2, "backoff": 0.01, **kw}
     return OpenAICompatibleLLM(server.url, kw.pop("model", "test-model"), **kw)
 
 
@@ -66,7 +66,7 @@ def test_plain_text_sends_no_response_format_and_no_auth(llm_server, monkeypatch
 @pytest.mark.parametrize("suffix", ["", "/", "/v1", "/v1/"])
 def test_base_url_with_or_without_v1(llm_server, suffix):
     llm_server.push(Reply.text("ok"))
-    llm = OpenAICompatibleLLM(llm_server.url + suffix, "m", timeout=0.3)
+    llm = OpenAICompatibleLLM(llm_server.url + suffix, "m", timeout=5.0)
     assert llm.complete(MESSAGES) == "ok"
     assert llm_server.requests[0].path == "/v1/chat/completions"
 
@@ -77,7 +77,7 @@ def test_env_defaults_and_model_from_v1_models(llm_server, monkeypatch):
     monkeypatch.delenv("CONVIR_LLM_MODEL", raising=False)
     llm_server.models = ["served-model", "other"]
     llm_server.push(Reply.text("a"), Reply.text("b"))
-    llm = OpenAICompatibleLLM(timeout=0.3)
+    llm = OpenAICompatibleLLM(timeout=5.0)
     assert [llm.complete(MESSAGES), llm.complete(MESSAGES)] == ["a", "b"]
     paths = [r.path for r in llm_server.requests]
     assert paths == ["/v1/models", "/v1/chat/completions", "/v1/chat/completions"]  # looked up once
@@ -140,19 +140,19 @@ def test_429_honours_retry_after_and_gives_up_if_it_does_not_fit(llm_server):
     t0 = time.monotonic()
     with pytest.raises(LLMUnavailableError, match="HTTP 429: slow down; the next retry .60 s"):
         client(llm_server).complete(MESSAGES)
-    assert time.monotonic() - t0 < 0.5  # 60 s does not fit the budget: no sleep
+    assert time.monotonic() - t0 < 2.0  # 60 s does not fit the budget: no sleep
     assert len(llm_server.requests) == 3
 
 
 def test_slow_server_times_out_within_the_budget(llm_server):
-    llm_server.push(*[Reply.slow(5.0, Reply.json(GOOD))] * 2)
-    llm = client(llm_server, timeout=0.3, max_retries=1)
-    assert llm.request_budget == pytest.approx(0.61)
+    llm_server.push(*[Reply.slow(8.0, Reply.json(GOOD))] * 2)
+    llm = client(llm_server, timeout=1.0, max_retries=1)
+    assert llm.request_budget == pytest.approx(2.01)
     t0 = time.monotonic()
     with pytest.raises(LLMUnavailableError, match=r"no reply within 0\.[0-9]+ s.*2 attempts"):
         llm.complete(MESSAGES, Action)
     elapsed = time.monotonic() - t0
-    assert 0.55 < elapsed < llm.request_budget + 0.4
+    assert 1.9 < elapsed < llm.request_budget + 2.0
     assert len(llm_server.requests) == 2
 
 
@@ -162,7 +162,7 @@ def test_trickling_reply_is_dropped_after_the_timeout(llm_server):
     t0 = time.monotonic()
     with pytest.raises(LLMUnavailableError, match="no reply within"):
         llm.complete(MESSAGES)
-    assert time.monotonic() - t0 < llm.request_budget + 0.4
+    assert time.monotonic() - t0 < llm.request_budget + 2.0
     assert len(llm_server.requests) == 2
 
 
@@ -171,7 +171,7 @@ def test_refused_connection_names_the_url_and_how_to_start_a_server():
     t0 = time.monotonic()
     with pytest.raises(LLMUnavailableError) as info:
         OpenAICompatibleLLM(url, "m", timeout=0.3, max_retries=2, backoff=0.01).complete(MESSAGES)
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 3.0
     msg = str(info.value)
     assert f"{url}/v1/chat/completions" in msg and "3 attempts" in msg
     assert "vllm serve" in msg and "--api-key" in msg and "rule-based policy" in msg

@@ -1,0 +1,46 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from convir.models.embedder import TESTBED_CHECKPOINT
+
+
+@pytest.mark.skipif(not TESTBED_CHECKPOINT.exists(), reason="testbed CLIP not trained yet")
+def test_demo_json_reports_cumulative_hits_per_round():
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "convir.cli",
+            "demo",
+            "--dialogues",
+            "40",
+            "--rounds",
+            "4",
+            "--gallery-size",
+            "300",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert set(out) == {"hits_at_10", "strategy", "dialogues"}
+    hits = out["hits_at_10"]
+    assert len(hits) == 5 and out["dialogues"] == 40
+    assert all(b >= a for a, b in zip(hits, hits[1:], strict=False)), "cumulative hits cannot drop"
+    assert hits[0] > 10 / 300  # a partial caption already beats chance
+
+
+def test_demo_rejects_bad_arguments():
+    proc = subprocess.run(
+        [sys.executable, "-m", "convir.cli", "demo", "--dialogues", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "--dialogues" in proc.stderr
