@@ -228,8 +228,8 @@ def evaluate_generator(
         cs += np.mean([o.key()[:2] in got_cs for o in want.objects])
         bg += want.background == got.background
     return {
-        "object_agreement": round(obj / n, 4),
-        "colour_shape_agreement": round(cs / n, 4),
+        "object_agreement": round(float(obj) / n, 4),
+        "colour_shape_agreement": round(float(cs) / n, 4),
         "background_agreement": round(bg / n, 4),
         "r10_generated": round(r10, 4),
         "chance_r10": round(10 / gallery_size, 4),
