@@ -134,8 +134,9 @@ def _sinkhorn(
     """Validated core; ``tau`` [B, 1] is each marginal's exponent (1 = hard constraint).
 
     Potentials are scaled by 1/reg: P = a b^T exp(-C/reg + phi + psi). In "absorb" mode
-    the state is (phi0, psi0) absorbed in G = exp(-C/reg + phi0 + psi0) plus small offsets
-    (x, y); small offsets keep the convergence test precise even in float32.
+    the state is (phi0, psi0), absorbed in the kernel exp(-C/reg + phi0 + psi0), plus small
+    offsets (x, y) kept as [B, 1, n] rows for ``bmm``; small offsets keep the convergence test
+    precise even in float32.
     """
     B = C.shape[0]
     if B == 0:
@@ -159,24 +160,23 @@ def _sinkhorn(
         "omega": torch.ones(B, 1, dtype=C.dtype, device=C.device),
     }
     Kl = C * (-1.0 / reg)
-    s["phi"], s["psi"] = _lse_init(Kl, la, lb, tau_a, tau_b)
+    phi, psi = _lse_init(Kl, la, lb, tau_a, tau_b)
     if absorb:
-        s.update(_absorb(Kl, s["phi"], s["psi"], tau_a, tau_b))
-        del s["phi"], s["psi"]
+        s.update(_absorb(Kl, phi, psi, s))
     else:
-        s["Kl"] = Kl
+        s.update(Kl=Kl, phi=phi, psi=psi)
     del Kl
-    hist: dict[str, Tensor] = {}  # over-relaxation bookkeeping (prev / best error, strikes)
+    hist: dict[str, Tensor] = {}  # over-relaxation bookkeeping
     done_iters, n_check = 0, 0
 
     while done_iters < n_iter and s["idx"].numel() > 0:
         k = min(check_every, n_iter - done_iters)
         relax = overrelax and n_check >= _WARMUP_CHECKS  # omega may differ from 1 from now on
         if absorb:
-            snap = (s["phi0"] + s["x"], s["psi0"] + s["y"])
+            snap = _potentials(s, absorb)
             s["x"], s["y"], err = _absorb_block(s, k, relax)
-            bad = ~(torch.isfinite(s["x"]).all(1) & torch.isfinite(s["y"]).all(1))
-            drift = torch.maximum(s["x"].abs().amax(1), s["y"].abs().amax(1))
+            bad = ~(torch.isfinite(s["x"]).all(2) & torch.isfinite(s["y"]).all(2)).squeeze(1)
+            drift = torch.maximum(s["x"].abs().amax((1, 2)), s["y"].abs().amax((1, 2)))
         else:
             s["phi"], s["psi"], err = _lse_block(s, s["Kl"], s["phi"], s["psi"], k, relax)
             bad = torch.zeros_like(err, dtype=torch.bool)
@@ -197,22 +197,24 @@ def _sinkhorn(
             sub = {key: s[key][i] for key in ("C", "a", "b", "la", "lb", "sa", "sb", "ta", "tb")}
             Kl_i = sub["C"] * (-1.0 / reg)
             p, q, e = _lse_block(sub, Kl_i, snap[0][i], snap[1][i], k, relax=False)
-            for key, v in _absorb(Kl_i, p, q, sub["ta"], sub["tb"]).items():
+            for key, v in _absorb(Kl_i, p, q, sub).items():
                 s[key][i] = v
             s["omega"][i] = 1.0
+            if "gave_up" in hist:
+                hist["gave_up"][i] = True
             err = err.index_copy(0, i, e)
             if tol is not None:
                 conv_h[bad_h] = (e < tol).cpu()
 
         if absorb and drift_h.any():
             i = drift_h.nonzero().squeeze(1).to(C.device)
-            phi, psi = s["phi0"][i] + s["x"][i], s["psi0"][i] + s["y"][i]
-            fresh = _absorb(s["C"][i] * (-1.0 / reg), phi, psi, s["ta"][i], s["tb"][i])
-            for key, v in fresh.items():
+            sub = {key: s[key][i] for key in ("a", "b", "ta", "tb")}
+            p, q = (t[i] for t in _potentials(s, absorb))
+            for key, v in _absorb(s["C"][i] * (-1.0 / reg), p, q, sub).items():
                 s[key][i] = v
 
         if overrelax:
-            s["omega"], hist = _update_omega(s["omega"], err, hist, n_check, k)
+            s["omega"], hist = _update_omega(s["omega"], err, hist, k)
 
         if conv_h.any():
             i = conv_h.nonzero().squeeze(1).to(C.device)
@@ -223,8 +225,7 @@ def _sinkhorn(
             hist = {key: v[keep] for key, v in hist.items()}
 
     if s["idx"].numel() > 0:  # hit n_iter: keep the last iterate
-        phi, psi = _potentials(s, absorb)
-        phi_out[s["idx"]], psi_out[s["idx"]] = phi, psi
+        phi_out[s["idx"]], psi_out[s["idx"]] = _potentials(s, absorb)
 
     logP = C * (-1.0 / reg) + phi_out[:, :, None] + psi_out[:, None, :]
     logP += la[:, :, None] + lb[:, None, :]
@@ -232,8 +233,9 @@ def _sinkhorn(
 
 
 def _potentials(s: dict[str, Tensor], absorb: bool) -> tuple[Tensor, Tensor]:
+    """Current (phi, psi) as [B, n], [B, m]."""
     if absorb:
-        return s["phi0"] + s["x"], s["psi0"] + s["y"]
+        return (s["phi0"] + s["x"]).squeeze(1), (s["psi0"] + s["y"]).squeeze(1)
     return s["phi"], s["psi"]
 
 
@@ -244,43 +246,52 @@ def _lse_init(Kl: Tensor, la: Tensor, lb: Tensor, ta: Tensor, tb: Tensor) -> tup
     return phi, psi
 
 
-def _absorb(Kl: Tensor, phi: Tensor, psi: Tensor, ta: Tensor, tb: Tensor) -> dict[str, Tensor]:
-    """Fold the potentials into the kernel, so the next iterations need no ``exp`` of [n, m]."""
+def _absorb(Kl: Tensor, phi: Tensor, psi: Tensor, s: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Fold potentials and masses into two kernels, so iterations need no ``exp`` of [n, m].
+
+    ``Kb_t`` [B, m, n] = (b_j exp(-C_ij/reg + phi_i + psi_j))^T gives the row sums and
+    ``Ka`` [B, n, m] = a_i exp(...) the column sums, both as row-vector ``bmm`` (the fast
+    layout); a zero mass zeroes its row / column of the kernel.
+    """
     G = (Kl + phi[:, :, None] + psi[:, None, :]).exp_()
+    Kb_t = (G * s["b"][:, None, :]).transpose(1, 2).contiguous()
+    ta, tb = s["ta"].unsqueeze(2), s["tb"].unsqueeze(2)
+    phi0, psi0 = phi.unsqueeze(1), psi.unsqueeze(1)
     return {
-        "G": G,
-        "Gt": G.transpose(1, 2).contiguous(),  # both layouts: row-vector bmm is the fast one
-        "phi0": phi.clone(),
-        "psi0": psi.clone(),
-        "ca": (ta - 1.0) * phi,  # relaxed marginals pull the potential towards 0 by (1 - tau)
-        "cb": (tb - 1.0) * psi,
-        "x": torch.zeros_like(phi),
-        "y": torch.zeros_like(psi),
+        "Ka": G.mul_(s["a"][:, :, None]),
+        "Kb_t": Kb_t,
+        "phi0": phi0.clone(),
+        "psi0": psi0.clone(),
+        "ca": (ta - 1.0) * phi0,  # a relaxed marginal pulls its potential to 0 by (1 - tau)
+        "cb": (tb - 1.0) * psi0,
+        "ta3": ta,
+        "tb3": tb,
+        "x": torch.zeros_like(phi0),
+        "y": torch.zeros_like(psi0),
     }
 
 
 def _marginal_error(m: Tensor, mass: Tensor, cur: Tensor, new: Tensor) -> Tensor:
     """sum_i m_i |exp(cur - new) - 1| / mass: the L1 marginal violation when ``new`` is exact."""
-    d = torch.expm1((cur - new).clamp(-50.0, 50.0)).abs_()
+    d = torch.expm1((cur - new).reshape(m.shape).clamp(-50.0, 50.0)).abs_()
     return (m * d).sum(1) / mass[:, 0]
 
 
 def _absorb_block(s: dict[str, Tensor], k: int, relax: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """k Sinkhorn iterations through the cached kernel: two batched mat-vecs each."""
-    G, Gt, a, b, ca, cb, ta, tb = (s[n] for n in ("G", "Gt", "a", "b", "ca", "cb", "ta", "tb"))
-    x, y, omega = s["x"], s["y"], s["omega"]
+    """k Sinkhorn iterations through the cached kernels: two batched mat-vecs each."""
+    Ka, Kb_t, ca, cb, ta, tb = (s[n] for n in ("Ka", "Kb_t", "ca", "cb", "ta3", "tb3"))
+    x, y, omega = s["x"], s["y"], s["omega"].unsqueeze(2)
     err_r = err_c = None
     for it in range(k):
-        last = it == k - 1
-        rows = torch.bmm((y.exp() * b).unsqueeze(1), Gt).squeeze(1)  # sum_j G_ij b_j e^y_j
+        rows = torch.bmm(y.exp(), Kb_t)  # sum_j b_j G_ij e^y_j, [B, 1, n]
         x_new = torch.addcmul(ca, ta, rows.log_(), value=-1.0)
-        if last:
-            err_r = _marginal_error(a, s["sa"], x, x_new)
+        if it == k - 1:
+            err_r = _marginal_error(s["a"], s["sa"], x, x_new)
         x = torch.lerp(x, x_new, omega) if relax else x_new
-        cols = torch.bmm((x.exp() * a).unsqueeze(1), G).squeeze(1)  # sum_i G_ij a_i e^x_i
+        cols = torch.bmm(x.exp(), Ka)  # sum_i a_i G_ij e^x_i, [B, 1, m]
         y_new = torch.addcmul(cb, tb, cols.log_(), value=-1.0)
-        if last:
-            err_c = _marginal_error(b, s["sb"], y, y_new)
+        if it == k - 1:
+            err_c = _marginal_error(s["b"], s["sb"], y, y_new)
         y = torch.lerp(y, y_new, omega) if relax else y_new
     return x, y, torch.maximum(err_r, err_c)
 
@@ -293,43 +304,47 @@ def _lse_block(
     omega = s["omega"] if relax else None
     err_r = err_c = None
     for it in range(k):
-        last = it == k - 1
         phi_new = -ta * torch.logsumexp(Kl + (psi + lb)[:, None, :], dim=2)
-        if last:
+        if it == k - 1:
             err_r = _marginal_error(s["a"], s["sa"], phi, phi_new)
         phi = torch.lerp(phi, phi_new, omega) if relax else phi_new
         psi_new = -tb * torch.logsumexp(Kl + (phi + la)[:, :, None], dim=1)
-        if last:
+        if it == k - 1:
             err_c = _marginal_error(s["b"], s["sb"], psi, psi_new)
         psi = torch.lerp(psi, psi_new, omega) if relax else psi_new
     return phi, psi, torch.maximum(err_r, err_c)
 
 
 def _update_omega(
-    omega: Tensor, err: Tensor, hist: dict[str, Tensor], n_check: int, k: int
+    omega: Tensor, err: Tensor, hist: dict[str, Tensor], k: int
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Per-problem over-relaxation: SOR's optimum from the observed plain-Sinkhorn rate.
+    """Per-problem over-relaxation omega, tuned from each problem's observed convergence rate.
 
-    Plain Sinkhorn converges linearly with some rate kappa per iteration; the over-relaxed
-    iteration with omega = 2 / (1 + sqrt(1 - kappa)) converges at about omega - 1, e.g.
-    kappa = 0.99 -> omega = 1.82, 0.82 per iteration (Thibault et al. 2021; Lehmann et al. 2022).
-    kappa is read off the first checks. A problem whose error stops improving for a few checks
-    goes back to omega = 1, plain Sinkhorn, which converges from anywhere.
+    Sinkhorn alternates two block updates, so near the solution it behaves like block
+    Gauss-Seidel on a 2-cyclic system, and Young's SOR theory applies (Thibault et al. 2021;
+    Lehmann et al. 2022): a rate r per iteration observed under omega gives the Jacobi radius
+    mu = (r + omega - 1) / (omega sqrt(r)), and the best factor is 2 / (1 + sqrt(1 - mu^2)).
+    omega only grows towards that estimate (capped at 1.9), and only while the rate is still
+    in the real-eigenvalue regime r > omega - 1. A problem whose error has not improved for a
+    few checks goes back to omega = 1 for good: plain Sinkhorn converges from anywhere.
     """
-    if n_check < _WARMUP_CHECKS:
-        return omega, {"prev": err}
-    if n_check == _WARMUP_CHECKS:
-        prev = hist["prev"]
-        ratio = torch.where(prev > 0, err / prev, torch.zeros_like(err))
-        kappa = ratio.nan_to_num(0.0, 0.0, 0.0).clamp(0.0, 1.0 - 1e-9) ** (1.0 / k)
-        omega = (2.0 / (1.0 + torch.sqrt(1.0 - kappa))).clamp(1.0, _OMEGA_MAX).unsqueeze(1)
-        return omega, {"best": err.nan_to_num(math.inf), "strikes": torch.zeros_like(err)}
-    best, strikes = hist["best"], hist["strikes"]
+    if not hist:  # first check: nothing to compare with yet
+        zeros = torch.zeros_like(err)
+        return omega, {"prev": err, "best": err.nan_to_num(math.inf), "strikes": zeros,
+                       "gave_up": zeros.bool()}  # fmt: skip
+    prev, best, strikes, gave_up = hist["prev"], hist["best"], hist["strikes"], hist["gave_up"]
     improved = err < best
     best = torch.where(improved, err, best)
     strikes = torch.where(improved, torch.zeros_like(strikes), strikes + 1)
-    omega = torch.where((strikes >= _STRIKES).unsqueeze(1), torch.ones_like(omega), omega)
-    return omega, {"best": best, "strikes": strikes}
+    gave_up = gave_up | (strikes >= _STRIKES)
+    w = omega.squeeze(1)
+    r = (err / prev).nan_to_num(1.0, 1.0, 1.0).clamp(1e-12, 1.0 - 1e-9) ** (1.0 / k)
+    mu2 = ((r + w - 1.0) / (w * r.sqrt())).square().clamp(max=1.0 - 1e-9)
+    w_best = (2.0 / (1.0 + torch.sqrt(1.0 - mu2))).clamp(1.0, _OMEGA_MAX)
+    grow = improved & (r > 1.05 * (w - 1.0)) & ~gave_up
+    w = torch.where(grow, torch.maximum(w, w_best), w)
+    w = torch.where(gave_up, torch.ones_like(w), w)
+    return w.unsqueeze(1), {"prev": err, "best": best, "strikes": strikes, "gave_up": gave_up}
 
 
 # ---------------------------------------------------------------------------------------------
