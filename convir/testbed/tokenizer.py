@@ -57,22 +57,25 @@ class WordTokenizer:
         )
 
     def encode(self, text: str) -> list[int]:
+        """Token ids of one text, cut (silently) to fit; :meth:`encode_batch` warns."""
         ids = [self._ids.get(w, self.unk_id) for w in words(text)]
-        room = self.context_length - 2
-        if len(ids) > room:
-            self.truncated += 1
-            warnings.warn(
-                f"text of {len(ids)} words cut to the tokenizer's limit of {room}: {text[:60]!r}...",
-                stacklevel=3,
-            )
-            ids = ids[:room]
-        return [self.sot_id, *ids, self.eot_id]
+        return [self.sot_id, *ids[: self.context_length - 2], self.eot_id]
 
     def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """Padded ids; one warning per batch says how many texts were cut to the limit."""
         out = np.zeros((len(texts), self.context_length), dtype=np.int64)
+        cut = 0
         for row, text in enumerate(texts):
             ids = self.encode(text)
+            cut += len(words(text)) > self.context_length - 2
             out[row, : len(ids)] = ids
+        if cut:
+            self.truncated += cut
+            warnings.warn(
+                f"{cut} of {len(texts)} texts cut to the tokenizer's limit of "
+                f"{self.context_length - 2} words (the end of each was dropped)",
+                stacklevel=3,
+            )
         return out
 
     def __call__(self, texts: str | Sequence[str], context_length: int | None = None):  # noqa: ANN204

@@ -57,3 +57,16 @@ def test_bad_world_arguments():
         World(size=0)
     with pytest.raises(IndexError):
         World(size=10).scene(10)
+
+
+def test_tokenizer_keeps_open_clip_conventions_and_warns_on_long_text():
+    from convir.testbed.tokenizer import WordTokenizer
+
+    tok = WordTokenizer.build(["a red circle", "a blue square"], context_length=6)
+    ids = tok(["a red circle", "a purple thing"])
+    assert ids.shape == (2, 6)
+    assert int(ids[0].argmax()) == 4 and int(ids[0, 4]) == tok.eot_id  # eot has the largest id
+    assert ids[1, 2].item() == tok.unk_id and ids[0, 5].item() == tok.pad_id
+    with pytest.warns(UserWarning, match="1 of 2 texts cut"):
+        long = tok(["a red circle a blue square", "a red"])
+    assert long[0].tolist()[-1] == tok.eot_id and tok.truncated == 1
