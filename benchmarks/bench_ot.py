@@ -235,7 +235,12 @@ def main(argv: list[str] | None = None) -> dict:
         "--tol", type=float, default=1e-9, help="marginal-violation threshold (POT's default)"
     )
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads: 1 = core for core with the POT loop, 0 = torch default",
+    )
     p.add_argument(
         "--methods", nargs="*", help="keep only methods whose name contains one of these"
     )

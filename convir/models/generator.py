@@ -13,7 +13,7 @@ the output for a prompt does not depend on which other prompts share its batch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -47,6 +47,24 @@ def _check_prompts(prompts: Sequence[str], n_per_prompt: int) -> list[str]:
 
 def _seeds(n_prompts: int, n_per_prompt: int, seed: int) -> list[int]:
     return [seed + 1000 * i + j for i in range(n_prompts) for j in range(n_per_prompt)]
+
+
+def generate_in_batches(
+    prompts: Sequence[str],
+    n_per_prompt: int,
+    seed: int,
+    batch_size: int,
+    run_batch: Callable[[list[str], list[int]], list[Image.Image]],
+) -> list[list[Image.Image]]:
+    """Check the prompts, repeat each ``n_per_prompt`` times with its own seed, run
+    ``run_batch(prompts, seeds)`` over chunks of ``batch_size``, and regroup per prompt."""
+    prompts = _check_prompts(prompts, n_per_prompt)
+    flat = [p for p in prompts for _ in range(n_per_prompt)]
+    seeds = _seeds(len(prompts), n_per_prompt, seed)
+    images: list[Image.Image] = []
+    for s in range(0, len(flat), batch_size):
+        images.extend(run_batch(flat[s : s + batch_size], seeds[s : s + batch_size]))
+    return [images[i * n_per_prompt : (i + 1) * n_per_prompt] for i in range(len(prompts))]
 
 
 def _dtype(name: str) -> torch.dtype:
@@ -99,25 +117,19 @@ class DiffusersGenerator:
     def generate(
         self, prompts: Sequence[str], n_per_prompt: int = 1, seed: int = 0
     ) -> list[list[Image.Image]]:
+        return generate_in_batches(prompts, n_per_prompt, seed, self.batch_size, self._run_batch)
+
+    def _run_batch(self, prompts: list[str], seeds: list[int]) -> list[Image.Image]:
         import torch
 
-        prompts = _check_prompts(prompts, n_per_prompt)
-        flat = [p for p in prompts for _ in range(n_per_prompt)]
-        seeds = _seeds(len(prompts), n_per_prompt, seed)
-        images: list[Image.Image] = []
-        for s in range(0, len(flat), self.batch_size):
-            gens = [
-                torch.Generator(self.device).manual_seed(x) for x in seeds[s : s + self.batch_size]
-            ]
-            out = self.pipe(
-                prompt=flat[s : s + self.batch_size],
-                num_inference_steps=self.steps,
-                guidance_scale=self.guidance,
-                generator=gens,
-                output_type="pil",
-            )
-            images.extend(out.images)
-        return [images[i * n_per_prompt : (i + 1) * n_per_prompt] for i in range(len(prompts))]
+        out = self.pipe(
+            prompt=prompts,
+            num_inference_steps=self.steps,
+            guidance_scale=self.guidance,
+            generator=[torch.Generator(self.device).manual_seed(x) for x in seeds],
+            output_type="pil",
+        )
+        return list(out.images)
 
 
 class TestbedGenerator:
@@ -180,30 +192,24 @@ class TestbedGenerator:
     def generate(
         self, prompts: Sequence[str], n_per_prompt: int = 1, seed: int = 0
     ) -> list[list[Image.Image]]:
+        return generate_in_batches(prompts, n_per_prompt, seed, self.batch_size, self._run_batch)
+
+    def _run_batch(self, prompts: list[str], seeds: list[int]) -> list[Image.Image]:
         import torch
         from PIL import Image
 
-        prompts = _check_prompts(prompts, n_per_prompt)
-        flat = [p for p in prompts for _ in range(n_per_prompt)]
-        seeds = _seeds(len(prompts), n_per_prompt, seed)
         size = self.unet.config.sample_size
-        images: list[Image.Image] = []
-        for s in range(0, len(flat), self.batch_size):
-            batch = flat[s : s + self.batch_size]
-            noise = torch.stack(
-                [
-                    torch.randn(3, size, size, generator=torch.Generator().manual_seed(x))
-                    for x in seeds[s : s + self.batch_size]
-                ]
-            ).to(self.device)
-            tokens, mask, pooled = self.condition(batch)
-            pixels = self.sample(
-                tokens.to(self.device), mask.to(self.device), pooled.to(self.device), noise
-            )
-            arr = (pixels.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype("uint8")
-            for a in arr:
-                img = Image.fromarray(a)
-                if self.out_size != size:
-                    img = img.resize((self.out_size, self.out_size), Image.Resampling.BICUBIC)
-                images.append(img)
-        return [images[i * n_per_prompt : (i + 1) * n_per_prompt] for i in range(len(prompts))]
+        noise = torch.stack(
+            [torch.randn(3, size, size, generator=torch.Generator().manual_seed(x)) for x in seeds]
+        ).to(self.device)
+        tokens, mask, pooled = self.condition(prompts)
+        pixels = self.sample(
+            tokens.to(self.device), mask.to(self.device), pooled.to(self.device), noise
+        )
+        arr = (pixels.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype("uint8")
+        images = [Image.fromarray(a) for a in arr]
+        if self.out_size != size:
+            images = [
+                im.resize((self.out_size, self.out_size), Image.Resampling.BICUBIC) for im in images
+            ]
+        return images

@@ -321,6 +321,7 @@ C0, A0, B0 = problem(2, 3, 4)
         (lambda: bidirectional_ot_distance(torch.ones(3, 3, 8), torch.ones(3, 3), torch.ones(2, 5, 8)), "batch"),
         (lambda: bidirectional_ot_distance(torch.ones(1, 3, 8), torch.zeros(1, 3), torch.ones(2, 5, 8)), "no valid token"),
         (lambda: bidirectional_ot_distance(torch.ones(3, 8), torch.ones(3), torch.ones(2, 5, 8), torch.ones(2, 4)), "patch_weights"),
+        (lambda: bidirectional_ot_distance(torch.ones(3, 8), torch.ones(3), torch.ones(2, 5, 8), reg_m=0.0), "reg_m"),
         (lambda: ot_rerank(torch.zeros(3), torch.ones(3, 8), torch.ones(3), torch.ones(2, 5, 8)), "3 first-stage"),
         (lambda: ot_rerank(torch.zeros(2), torch.ones(3, 8), torch.ones(3), torch.ones(2, 5, 8), weight=2.0), "weight"),
     ],

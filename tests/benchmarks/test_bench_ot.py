@@ -1,0 +1,60 @@
+"""The OT benchmark runs end to end at a tiny size and reports what it promises (no timings)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ot")
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_ot.py"
+
+
+def load_bench():
+    """Import the script by path (benchmarks/ is not a package); dataclasses need sys.modules."""
+    spec = importlib.util.spec_from_file_location("bench_ot", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("bench_ot", module)
+    spec.loader.exec_module(sys.modules["bench_ot"])
+    return sys.modules["bench_ot"]
+
+
+def test_quick_json_reports_every_method_with_accuracy(capsys):
+    bench = load_bench()
+    bench.main(["--quick", "--json", "--tol", "1e-6", "--repeats", "1"])
+    report = json.loads(capsys.readouterr().out)
+    cfg = report["config"]
+    for key in ("reg", "tol", "dtype", "device", "torch_threads", "pot", "pot_batch_solver"):
+        assert key in cfg
+    assert cfg["pot_batch_solver"] in ("present", "absent")
+    methods = {r["method"] for r in report["results"]}
+    assert any(m.startswith("POT loop, sinkhorn ") for m in methods)
+    assert any(m.startswith("POT loop, sinkhorn_log") for m in methods)
+    assert any(m.startswith("POT solve_batch") for m in methods)
+    assert any(m.startswith("convir") for m in methods)
+    for row in report["results"]:
+        assert {"size", "method", "median_ms", "runs", "speedup", "max_rel_err", "status"} <= set(
+            row
+        )
+        if row["status"] == "ok":
+            assert row["median_ms"] > 0 and row["speedup"] > 0
+            assert row["max_rel_err"] < 1e-4  # every solver converged to the same costs
+
+
+def test_quick_table_has_a_header_and_the_target(capsys):
+    load_bench().main(
+        [
+            "--quick",
+            "--tol",
+            "1e-6",
+            "--repeats",
+            "1",
+            "--methods",
+            "sinkhorn (",
+            "convir sinkhorn_cost",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert "median ms" in out and "speed-up" in out and "max rel err" in out
+    assert "convir sinkhorn_cost" in out and ">= 20x" in out
