@@ -1,31 +1,15 @@
 import json
-import subprocess
-import sys
 
 import pytest
+from convir_cli import run_convir
 
 from convir.models.embedder import TESTBED_CHECKPOINT
 
 
 @pytest.mark.skipif(not TESTBED_CHECKPOINT.exists(), reason="testbed CLIP not trained yet")
 def test_demo_json_reports_cumulative_hits_per_round():
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "convir.cli",
-            "demo",
-            "--dialogues",
-            "40",
-            "--rounds",
-            "4",
-            "--gallery-size",
-            "300",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = run_convir(
+        "demo", "--dialogues", 40, "--rounds", 4, "--gallery-size", 300, "--json", timeout=300
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
@@ -37,10 +21,5 @@ def test_demo_json_reports_cumulative_hits_per_round():
 
 
 def test_demo_rejects_bad_arguments():
-    proc = subprocess.run(
-        [sys.executable, "-m", "convir.cli", "demo", "--dialogues", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_convir("demo", "--dialogues", 0, timeout=60)
     assert proc.returncode == 2 and "--dialogues" in proc.stderr

@@ -127,8 +127,6 @@ def _batches(cfg: TrainConfig) -> Iterator[tuple[list, list[str]]]:
 
 def evaluate(embedder: object, size: int = 1000, seed: int = 0) -> dict[str, float]:
     """Text-to-image R@1/R@10 on a held-out world, with full and with partial captions."""
-    import torch
-
     world = World(seed=seed, size=size)
     scenes = world.scenes()
     images = embedder.encode_images([render(s) for s in scenes]).pooled
@@ -143,7 +141,6 @@ def evaluate(embedder: object, size: int = 1000, seed: int = 0) -> dict[str, flo
         rank = (sims > target).sum(dim=1)  # ties count in the target's favour
         out[f"{kind}_r1"] = float((rank < 1).float().mean())
         out[f"{kind}_r10"] = float((rank < 10).float().mean())
-    del torch
     return out
 
 

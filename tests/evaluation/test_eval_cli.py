@@ -3,26 +3,16 @@ exit codes, exact JSON keys and values, one-line errors."""
 
 import json
 import math
-import subprocess
-import sys
 
 import pytest
+from convir_cli import run_convir
 from typer.testing import CliRunner
 
 from convir.cli import app
 
 
-def _convir(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "convir.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def _score(protocol, run, *args):
-    return _convir("eval", "score", "--protocol", protocol, "--run", run, *args)
+    return run_convir("eval", "score", "--protocol", protocol, "--run", run, *args)
 
 
 def _ok_json(proc):
@@ -101,7 +91,7 @@ def test_submission_cirr_writes_both_files(cirr_files, write_jsonl, tmp_path):
     run = write_jsonl("t.jsonl", [{"query_id": q, "ranking": members} for q in (1, 2)])
     out = tmp_path / "sub" / "pred.json"
     args = ["--protocol", "cirr", "--run", run, "--annotations", captions, "--out", out]
-    proc = _convir("eval", "submission", *args)
+    proc = run_convir("eval", "submission", *args)
     assert proc.returncode == 0, proc.stderr
     recall = json.loads(out.read_text())
     subset = json.loads((tmp_path / "sub" / "pred_subset.json").read_text())
@@ -121,7 +111,9 @@ def test_submission_circo_in_process(write_jsonl, tmp_path):
 
 
 def test_data_inspect_json(benchmarks):
-    proc = _convir("data", "inspect", benchmarks / "chatir/VisDial_v1.0_queries_val.json", "--json")
+    proc = run_convir(
+        "data", "inspect", benchmarks / "chatir/VisDial_v1.0_queries_val.json", "--json"
+    )
     out = _ok_json(proc)
     assert out["format"] == "chatir" and out["queries"] == 2064 and out["rounds"] == 11
 
@@ -146,9 +138,9 @@ def test_data_inspect_test_split_and_malformed(write_json):
             }
         ],
     )
-    out = _ok_json(_convir("data", "inspect", test, "--json"))
+    out = _ok_json(run_convir("data", "inspect", test, "--json"))
     assert out["format"] == "cirr" and out["has_targets"] is False
     bad = write_json("bad.json", [{"img": "a.jpg", "dialog": ["x"]}, {"img": 3, "dialog": ["y"]}])
-    proc = _convir("data", "inspect", bad, "--json")
+    proc = run_convir("data", "inspect", bad, "--json")
     assert proc.returncode == 2
     assert "ChatIR dialogues" in proc.stderr and "record 1, field img" in proc.stderr

@@ -4,11 +4,11 @@ cheap failure paths also run as real subprocesses."""
 
 import json
 import re
-import subprocess
 import sys
 
 import numpy as np
 import pytest
+from convir_cli import run_convir
 from PIL import Image
 
 from convir.cli import main
@@ -25,15 +25,6 @@ def convir(capsys, monkeypatch):
         return exc.value.code, out, err
 
     return run
-
-
-def subprocess_convir(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "convir.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def error_line(err):
@@ -179,9 +170,9 @@ def test_search_refuses_an_empty_query(convir, tmp_path):
 
 
 def test_real_process_exit_codes_for_missing_folder_and_index(tmp_path):
-    proc = subprocess_convir("index", tmp_path / "nope", "--out", tmp_path / "g.index")
+    proc = run_convir("index", tmp_path / "nope", "--out", tmp_path / "g.index")
     assert proc.returncode == 2 and proc.stdout == ""
     assert error_line(proc.stderr).startswith(f"error: no folder at {tmp_path / 'nope'}")
-    proc = subprocess_convir("search", tmp_path / "g.index", "a red circle")
+    proc = run_convir("search", tmp_path / "g.index", "a red circle")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "no index file at" in error_line(proc.stderr)

@@ -1,21 +1,14 @@
 import json
-import subprocess
-import sys
 
+from convir_cli import run_convir
 from PIL import Image
 
 from convir.testbed.world import World
 
 
-def _convir(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "convir.cli", *args], capture_output=True, text=True, timeout=120
-    )
-
-
 def test_testbed_make_writes_a_consistent_gallery(tmp_path):
     out = tmp_path / "g"
-    proc = _convir("testbed", "make", "--size", "120", "--seed", "5", "--out", str(out))
+    proc = run_convir("testbed", "make", "--size", "120", "--seed", "5", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     attrs = [json.loads(line) for line in (out / "attributes.jsonl").read_text().splitlines()]
     caps = [json.loads(line) for line in (out / "captions.jsonl").read_text().splitlines()]
@@ -32,6 +25,6 @@ def test_testbed_make_writes_a_consistent_gallery(tmp_path):
 
 
 def test_testbed_make_rejects_bad_sizes(tmp_path):
-    proc = _convir("testbed", "make", "--size", "5", "--out", str(tmp_path / "x"))
+    proc = run_convir("testbed", "make", "--size", "5", "--out", str(tmp_path / "x"))
     assert proc.returncode == 2
     assert "--size" in proc.stderr and "Traceback" not in proc.stderr
