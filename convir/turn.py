@@ -1,0 +1,37 @@
+"""What one turn of a conversational retrieval system returns, and the system interface.
+
+Everything that runs dialogues (``convir demo``, ``convir eval run``, ``convir chat``, the
+server) talks to a :class:`ConversationalSystem`: the agent graph is one, the ChatIR
+text-only baseline is another, and a researcher's own system can be a third. One thread id
+is one conversation; implementations must allow concurrent calls on different thread ids.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+
+class TurnResult(BaseModel):
+    """The system's answer to one user message: a ranking, maybe a question, and a log."""
+
+    ranking: list[str] = Field(description="gallery ids, best first (the top K kept)")
+    scores: list[float] = Field(description="the score of each ranked id, same order")
+    question: str | None = Field(None, description="a clarifying question for the user")
+    strategy: str = Field("text", description="dar, stitch or text: how this turn retrieved")
+    query: str = Field("", description="the text query the turn searched with")
+    transcript: list[str] = Field(
+        default_factory=list, description="what the system did this turn, one line per step"
+    )
+
+
+@runtime_checkable
+class ConversationalSystem(Protocol):
+    """A dialogue-driven retriever: ``start`` opens a conversation, ``reply`` continues it."""
+
+    def start(
+        self, thread_id: str, message: str, reference_id: str | None = None
+    ) -> TurnResult: ...
+
+    def reply(self, thread_id: str, message: str) -> TurnResult: ...
