@@ -402,6 +402,24 @@ class GalleryIndex:
         scores[positions < 0] = -np.inf
         return scores, positions.astype(np.int64, copy=False)
 
+    def vectors(self) -> np.ndarray:
+        """Every stored vector [count, dim] in position order (lossy for PQ factories).
+
+        Rescoring and question selection need the candidates' vectors; Flat and HNSW hand
+        them back directly, IVF after building its direct map once.
+        """
+        import faiss
+
+        ivf = self._ivf()
+        if ivf is not None and ivf.direct_map.type == faiss.DirectMap.NoMap:
+            ivf.make_direct_map()
+        try:
+            return self._index.reconstruct_n(0, self.count).astype(np.float32, copy=False)
+        except RuntimeError as exc:
+            raise IndexFileError(
+                f"this {self.factory} index cannot hand back its vectors ({_faiss_reason(exc)})"
+            ) from exc
+
     def hits(self, queries: Any, k: int) -> list[list[Hit]]:
         """:meth:`search` with ids and paths attached; missing neighbours are left out."""
         scores, positions = self.search(queries, k)
