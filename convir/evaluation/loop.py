@@ -1,0 +1,210 @@
+"""Run simulated dialogues against a conversational system and record every round's ranking.
+
+A dialogue is: round 0, ``system.start(id, opening)``; then for each round 1..R the user
+answers the question the system asked last and ``system.reply(id, answer)``. When the system
+asks no question, the user has nothing to answer: the dialogue ends there and the remaining
+rounds repeat the last ranking (the run-file format needs every round, and a system that
+stops asking keeps showing its last result). Such rounds are recorded with ``message=None``.
+
+Dialogues run concurrently on a thread pool (the agent batches model calls across threads),
+but each dialogue's rounds are sequential and the records come back in ``dialogue_ids``
+order, so a deterministic system and user give the same records for any ``workers``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from convir.errors import InputError
+
+if TYPE_CHECKING:
+    from convir.evaluation.runfile import ChatIRRun, ChatIRScores
+    from convir.evaluation.users import SimulatedUser
+    from convir.turn import ConversationalSystem
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One round of one dialogue: what the user said and what the system ranked and asked."""
+
+    dialogue_id: str
+    round: int
+    target: str
+    ranking: list[str]
+    message: str | None  # the user's message this round; None after the dialogue ended
+    question: str | None  # what the system asked back
+    strategy: str = "text"
+
+    def as_line(self) -> dict[str, object]:
+        """The run-file line; ``message``, ``question``, ``strategy`` are extras the scorer ignores."""
+        return asdict(self)
+
+
+def _check(dialogue_ids: Sequence[str], rounds: int, workers: int) -> None:
+    if rounds < 0:
+        raise InputError(f"rounds must be >= 0 (0 = the opening only), got {rounds}")
+    if workers < 1:
+        raise InputError(f"workers must be >= 1, got {workers}")
+    if not dialogue_ids:
+        raise InputError("no dialogues to run; pass at least one dialogue id")
+    seen: set[str] = set()
+    for d in dialogue_ids:
+        if d in seen:
+            raise InputError(f"dialogue id {d!r} appears twice; thread ids must be unique")
+        seen.add(d)
+
+
+def run_dialogue(
+    system: ConversationalSystem,
+    user: SimulatedUser,
+    dialogue_id: str,
+    rounds: int,
+    tick: Callable[[int], None] = lambda n: None,
+) -> list[RunRecord]:
+    """Rounds 0..``rounds`` of one dialogue; ``tick(n)`` reports n rounds done."""
+    message, reference = user.opening(dialogue_id)
+    target = user.target(dialogue_id)
+    turn = system.start(dialogue_id, message, reference)
+    records = [
+        RunRecord(dialogue_id, 0, target, turn.ranking, message, turn.question, turn.strategy)
+    ]
+    tick(1)
+    for r in range(1, rounds + 1):
+        if turn.question is None:
+            last = records[-1]
+            records += [
+                RunRecord(dialogue_id, t, target, last.ranking, None, None, last.strategy)
+                for t in range(r, rounds + 1)
+            ]
+            tick(rounds + 1 - r)
+            break
+        message = user.answer(dialogue_id, turn.question)
+        turn = system.reply(dialogue_id, message)
+        records.append(
+            RunRecord(dialogue_id, r, target, turn.ranking, message, turn.question, turn.strategy)
+        )
+        tick(1)
+    return records
+
+
+def run_dialogues(
+    system: ConversationalSystem,
+    user: SimulatedUser,
+    dialogue_ids: Sequence[str],
+    rounds: int,
+    workers: int = 8,
+    progress: bool = True,
+    desc: str = "dialogue rounds",
+) -> list[RunRecord]:
+    """Every dialogue's rounds 0..``rounds``, dialogues in order, rounds in order.
+
+    The first exception raised by the system or the user stops the run (dialogues not yet
+    started are cancelled, running ones finish) and propagates: a partial run would score
+    as a different number.
+    """
+    from tqdm import tqdm
+
+    ids = [str(d) for d in dialogue_ids]
+    _check(ids, rounds, workers)
+    bar = tqdm(total=len(ids) * (rounds + 1), desc=desc, disable=not progress, unit="round")
+    lock = threading.Lock()
+
+    def tick(n: int) -> None:
+        with lock:
+            bar.update(n)
+
+    def one(did: str) -> list[RunRecord]:
+        return run_dialogue(system, user, did, rounds, tick)
+
+    try:
+        if workers == 1:
+            results = [one(d) for d in ids]
+        else:
+            pool = ThreadPoolExecutor(max_workers=min(workers, len(ids)))
+            try:
+                futures = [pool.submit(one, d) for d in ids]
+                for done in as_completed(futures):
+                    done.result()  # raise the first failure now, not after earlier dialogues
+                results = [f.result() for f in futures]
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        bar.close()
+    return [rec for dialogue in results for rec in dialogue]
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` atomically (temp file + rename, mode from the umask), making parents:
+    an interrupted run never leaves a half-written file that looks complete."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p} is a folder; pass a file name inside it")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=p.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def write_run_file(records: Sequence[RunRecord], path: str | Path) -> Path:
+    """Write the records as a ``--protocol chatir`` run file, one JSON line per round."""
+    return write_text(path, "".join(json.dumps(rec.as_line()) + "\n" for rec in records))
+
+
+def as_run(records: Sequence[RunRecord]) -> ChatIRRun:
+    """The records as the scorer's checked run (same rules as reading the run file)."""
+    from convir.evaluation.runfile import ChatIRRun
+
+    by_dialogue: dict[str, list[RunRecord]] = {}
+    for rec in records:
+        by_dialogue.setdefault(rec.dialogue_id, []).append(rec)
+    if not by_dialogue:
+        raise InputError("no records to score; run at least one dialogue")
+    lengths = {len(rs) for rs in by_dialogue.values()}
+    if len(lengths) != 1:
+        raise InputError(f"dialogues have different numbers of rounds {sorted(lengths)}")
+    ids, targets, rankings = [], [], []
+    for did, rs in by_dialogue.items():
+        rs = sorted(rs, key=lambda r: r.round)
+        if [r.round for r in rs] != list(range(len(rs))):
+            raise InputError(f"dialogue {did!r} does not have rounds 0..{len(rs) - 1} once each")
+        ids.append(did)
+        targets.append(rs[0].target)
+        rankings.append([r.ranking for r in rs])
+    return ChatIRRun(ids, targets, rankings)
+
+
+def summarize(
+    records: Sequence[RunRecord], k: int = 10, search_space_size: int | None = None
+) -> ChatIRScores:
+    """Hits@K and Recall@K per round and BRI, by the same scorer as ``convir eval score``."""
+    from convir.evaluation.runfile import score_chatir
+
+    return score_chatir(as_run(records), k, search_space_size)
+
+
+__all__ = [
+    "RunRecord",
+    "run_dialogue",
+    "run_dialogues",
+    "write_text",
+    "write_run_file",
+    "as_run",
+    "summarize",
+]

@@ -1,0 +1,109 @@
+"""The ChatIR text-only baseline as a :class:`~convir.turn.ConversationalSystem`.
+
+Each turn embeds the whole dialogue so far, joined with ``", "`` (ChatIR's query), and
+searches the gallery with it. The questioner is deliberately dumb: the testbed's template
+menu in a random order, seeded per thread id, never repeating, so that what the agent's
+questions and strategies add can be measured against it. A reference image, if given, is
+ignored: this is text-only retrieval.
+
+Rankings keep the top ``depth`` ids (default 1000, or the whole gallery if smaller): the
+run file must hold the target's rank for Hits@K *and* BRI, and a target below the cut counts
+as not found (BRI then gives it the gallery size as rank).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from convir.errors import InputError
+from convir.evaluation.users import dialogue_seed
+from convir.turn import TurnResult
+
+if TYPE_CHECKING:
+    from convir.agents.resources import Resources
+
+DEPTH = 1000
+QUESTION_ORDERS = ("random", "menu")
+
+
+@dataclass
+class _Thread:
+    dialogue: list[str]
+    questions: list[str]  # still to ask, next first
+    asked: str | None = None  # the question of the last turn, awaiting its answer
+
+
+class TextBaseline:
+    """ChatIR's text-only retriever with a template questioner; thread-safe."""
+
+    def __init__(
+        self, resources: Resources, seed: int = 0, questions: str = "random", depth: int = DEPTH
+    ) -> None:
+        if questions not in QUESTION_ORDERS:
+            raise InputError(
+                f"the text baseline asks its menu in order {' or '.join(QUESTION_ORDERS)}; "
+                f"got {questions!r}"
+            )
+        if depth < 1:
+            raise InputError(f"ranking depth must be >= 1, got {depth}")
+        self.resources = resources
+        self.seed = seed
+        self.questions = questions
+        self.depth = min(depth, resources.index.count)
+        self._threads: dict[str, _Thread] = {}
+        self._lock = threading.Lock()
+
+    def _menu(self, thread_id: str) -> list[str]:
+        from convir.testbed.oracle import candidate_questions
+
+        menu = [q.text for q in candidate_questions()]
+        if self.questions == "menu":
+            return menu
+        rng = np.random.default_rng(dialogue_seed(self.seed, thread_id, 2))
+        return [menu[i] for i in rng.permutation(len(menu))]
+
+    def start(self, thread_id: str, message: str, reference_id: str | None = None) -> TurnResult:
+        """Open (or restart) ``thread_id`` with the user's first description."""
+        state = _Thread(dialogue=[message.strip()], questions=self._menu(thread_id))
+        with self._lock:
+            self._threads[thread_id] = state
+        note = [f"ignored reference image {reference_id} (text-only)"] if reference_id else []
+        return self._turn(thread_id, note)
+
+    def reply(self, thread_id: str, message: str) -> TurnResult:
+        """Add ``"<last question> <answer>"`` (or the bare message if nothing was asked)."""
+        with self._lock:
+            state = self._threads.get(thread_id)
+            if state is None:
+                raise InputError(f"thread {thread_id!r} was never started; call start() first")
+            answer = message.strip()
+            state.dialogue.append(f"{state.asked} {answer}" if state.asked else answer)
+        return self._turn(thread_id, [])
+
+    def _turn(self, thread_id: str, notes: list[str]) -> TurnResult:
+        with self._lock:
+            state = self._threads[thread_id]
+            query = ", ".join(state.dialogue)
+        res = self.resources
+        vector = res.embedder.encode_text([query]).pooled.numpy().astype(np.float32)
+        scores, positions = res.index.search(vector, self.depth)
+        keep = positions[0] >= 0
+        ranking = [res.index.id_of(int(p)) for p in positions[0][keep]]
+        with self._lock:
+            question = state.questions.pop(0) if state.questions else None
+            state.asked = question
+        return TurnResult(
+            ranking=ranking,
+            scores=[float(s) for s in scores[0][keep]],
+            question=question,
+            strategy="text",
+            query=query,
+            transcript=[*notes, f"text search: {query!r} -> top {ranking[0] if ranking else '-'}"],
+        )
+
+
+__all__ = ["TextBaseline", "DEPTH"]
