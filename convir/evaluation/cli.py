@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -192,3 +192,170 @@ def inspect_command(
     else:
         for key, value in summary.items():
             typer.echo(f"{key}: {value}")
+
+
+# --------------------------------------------------------------------------- eval run
+
+
+class Benchmark(StrEnum):
+    testbed = "testbed"
+    chatir = "chatir"
+
+
+class Strategy(StrEnum):
+    text = "text"
+    dar = "dar"
+    stitch = "stitch"
+    auto = "auto"
+
+
+class Policy(StrEnum):
+    rules = "rules"
+    llm = "llm"
+
+
+class Questions(StrEnum):
+    info_gain = "info_gain"
+    random = "random"
+
+
+HITS_K = 10
+
+
+def _check_run_options(
+    rounds: int, dialogues: int, gallery_size: int, error_rate: float, workers: int
+) -> None:
+    if not 0 <= rounds <= 50:
+        raise InputError(f"--rounds must be between 0 and 50, got {rounds}")
+    if not 100 <= gallery_size <= 100_000:
+        raise InputError(f"--gallery-size must be between 100 and 100,000, got {gallery_size}")
+    if not 1 <= dialogues <= gallery_size:
+        raise InputError(
+            f"--dialogues must be between 1 and --gallery-size ({gallery_size}), got {dialogues}"
+        )
+    if not 0.0 <= error_rate <= 1.0:
+        raise InputError(f"--error-rate must be between 0 and 1, got {error_rate}")
+    if not 1 <= workers <= 64:
+        raise InputError(f"--workers must be between 1 and 64, got {workers}")
+
+
+def _agent_factory(strategy: str) -> Any:
+    """``convir.agent.testbed_agent``, or an InputError saying the strategy is not there yet."""
+    try:
+        from convir.agent import testbed_agent
+    except ImportError as exc:
+        raise InputError(
+            f"strategy {strategy} is not available yet: the agent (convir.agent.testbed_agent) "
+            f"could not be imported ({exc}); run --strategy text for now"
+        ) from None
+    return testbed_agent
+
+
+def _summary_entry(scores: ChatIRScores, seconds: float, rounds: int) -> dict[str, Any]:
+    return {
+        "hits_at_10": [round(h, 4) for h in scores.hits_at_k],
+        "recall_at_10": [round(r, 4) for r in scores.recall_at_k],
+        "bri": round(scores.bri, 4),
+        "dialogues": scores.dialogues,
+        "rounds": rounds,
+        "seconds": round(seconds, 1),
+    }
+
+
+@eval_app.command("run")
+def run_command(
+    benchmark: Benchmark = typer.Option(
+        Benchmark.testbed, "--benchmark", help="testbed or chatir."
+    ),
+    strategies: list[Strategy] = typer.Option(
+        [Strategy.text],
+        "--strategy",
+        help="A system to run; repeat to compare (text|dar|stitch|auto).",
+    ),
+    policy: Policy = typer.Option(Policy.rules, "--policy", help="Agent policy: rules or llm."),
+    questions: Questions = typer.Option(
+        Questions.info_gain, "--questions", help="Agent questioner (text always asks at random)."
+    ),
+    rounds: int = typer.Option(10, "--rounds", help="Question rounds after the opening."),
+    dialogues: int = typer.Option(200, "--dialogues", help="Simulated dialogues (targets)."),
+    gallery_size: int = typer.Option(1000, "--gallery-size", help="Testbed images to search."),
+    seed: int = typer.Option(0, "--seed", help="World, targets, openings and noise seed."),
+    error_rate: float = typer.Option(
+        0.0, "--error-rate", help="Probability that the simulated user answers wrongly."
+    ),
+    workers: int = typer.Option(8, "--workers", help="Dialogues run at once (threads)."),
+    out: Path = typer.Option(..., "--out", help="Folder for run files, summary.json, plot."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+) -> None:
+    """Simulated dialogues against each --strategy; writes DIR/<strategy>.run.jsonl,
+    DIR/summary.json and DIR/hits_at_10.png (Hits@10 per round, one line per strategy)."""
+    import time
+
+    import numpy as np
+
+    _check_run_options(rounds, dialogues, gallery_size, error_rate, workers)
+    if benchmark is Benchmark.chatir:
+        raise InputError(
+            "--benchmark chatir is not implemented yet (replaying ChatIR dialogues on real "
+            "images); use --benchmark testbed, or score your own run with `convir eval score`"
+        )
+    labels = [s.value for s in strategies]
+    if len(set(labels)) != len(labels):
+        raise InputError(f"--strategy repeats a value ({', '.join(labels)}); give each once")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; pass a folder (it is created if missing)")
+    agents = [s for s in labels if s != "text"]
+    factory = _agent_factory(agents[0]) if agents else None
+
+    from convir.agents.resources import Resources
+    from convir.evaluation.loop import run_dialogues, summarize, write_run_file, write_text
+    from convir.evaluation.plots import plot_hits
+    from convir.evaluation.text_baseline import TextBaseline
+    from convir.evaluation.users import TestbedUser
+
+    llm = None
+    if agents and policy is Policy.llm:
+        from convir.models.llm import OpenAICompatibleLLM
+
+        llm = OpenAICompatibleLLM()
+    resources = Resources.for_testbed(
+        gallery_size, seed, llm=llm, generator=bool(agents), progress=progress
+    )
+    assert resources.world is not None
+    picks = np.random.default_rng(seed).choice(gallery_size, size=dialogues, replace=False)
+    targets = {str(d): int(t) for d, t in enumerate(picks)}
+    summary: dict[str, Any] = {}
+    for label in labels:
+        if label == "text":
+            system: Any = TextBaseline(resources, seed=seed, questions="random")
+        else:
+            system = factory(resources, label, policy.value, questions.value)
+        user = TestbedUser(resources.world, targets, error_rate=error_rate, seed=seed)
+        start = time.perf_counter()
+        records = run_dialogues(system, user, list(targets), rounds, workers, progress, label)
+        seconds = time.perf_counter() - start
+        write_run_file(records, out / f"{label}.run.jsonl")
+        scores = summarize(records, HITS_K, search_space_size=gallery_size)
+        summary[label] = _summary_entry(scores, seconds, rounds)
+        if label != "text":
+            summary[label] |= {"policy": policy.value, "questions": questions.value}
+    write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    plot_hits(
+        {label: s["hits_at_10"] for label, s in summary.items()},
+        out / "hits_at_10.png",
+        k=HITS_K,
+        title=f"Testbed, gallery {gallery_size}, {dialogues} dialogues, error rate {error_rate}",
+    )
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    typer.echo(f"Hits@{HITS_K} per round ({dialogues} dialogues, gallery {gallery_size}):")
+    typer.echo(f"{'round':>5}  " + "  ".join(f"{label:>8}" for label in summary))
+    for r in range(rounds + 1):
+        row = "  ".join(f"{s['hits_at_10'][r]:>8.3f}" for s in summary.values())
+        typer.echo(f"{r:>5}  {row}")
+    typer.echo(
+        "BRI (lower is better): " + ", ".join(f"{k} {s['bri']:.3f}" for k, s in summary.items())
+    )
+    typer.echo(f"wrote {out}/<strategy>.run.jsonl, summary.json, hits_at_10.png")

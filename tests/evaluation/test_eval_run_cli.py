@@ -1,0 +1,95 @@
+"""`convir eval run`: the files it writes on a tiny testbed, and one-line option errors."""
+
+import json
+import math
+import sys
+
+import pytest
+from convir_cli import run_convir
+from PIL import Image
+from typer.testing import CliRunner
+
+from convir.cli import app
+from convir.errors import InputError
+from convir.evaluation.runfile import read_chatir_run, score_chatir
+
+TINY = ("--gallery-size", "100", "--dialogues", "4", "--rounds", "2", "--seed", "0")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One in-process run (the embedder then stays loaded for the other tests)."""
+    out = tmp_path_factory.mktemp("eval") / "out"
+    args = ["eval", "run", *TINY, "--workers", "2", "--no-progress", "--out", str(out), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return out, json.loads(result.stdout)
+
+
+def test_run_writes_run_file_summary_and_plot(tiny_run):
+    out, printed = tiny_run
+    assert sorted(p.name for p in out.iterdir()) == [
+        "hits_at_10.png",
+        "summary.json",
+        "text.run.jsonl",
+    ]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary == printed
+    text = summary["text"]
+    assert set(text) >= {"hits_at_10", "recall_at_10", "bri", "dialogues"}
+    assert text["dialogues"] == 4 and len(text["hits_at_10"]) == len(text["recall_at_10"]) == 3
+    assert text["hits_at_10"] == sorted(text["hits_at_10"])  # cumulative
+    assert all(0 <= h <= 1 for h in text["hits_at_10"] + text["recall_at_10"])
+    assert 0 <= text["bri"] <= math.log(101)
+    run = read_chatir_run(out / "text.run.jsonl")
+    assert len(run.dialogue_ids) == 4 and run.rounds == 3
+    scores = score_chatir(run, 10, 100)
+    assert [round(h, 4) for h in scores.hits_at_k] == text["hits_at_10"]
+    assert round(scores.bri, 4) == text["bri"]
+    with Image.open(out / "hits_at_10.png") as img:
+        img.verify()
+        assert img.format == "PNG"
+
+
+def test_same_seed_same_run_file(tiny_run, tmp_path):
+    out, _ = tiny_run
+    again = tmp_path / "again"
+    args = ["eval", "run", *TINY, "--workers", "1", "--no-progress", "--out", str(again)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Hits@10 per round (4 dialogues, gallery 100)" in result.stdout
+    assert (again / "text.run.jsonl").read_text() == (out / "text.run.jsonl").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--rounds", "-1"), "--rounds must be between 0 and 50"),
+        (("--dialogues", "101", "--gallery-size", "100"), "--dialogues must be between 1"),
+        (("--gallery-size", "10"), "--gallery-size must be between 100"),
+        (("--error-rate", "1.5"), "--error-rate must be between 0 and 1"),
+        (("--workers", "0"), "--workers must be between 1 and 64"),
+        (("--strategy", "text", "--strategy", "text"), "--strategy repeats a value"),
+        (("--benchmark", "chatir"), "--benchmark chatir is not implemented yet"),
+    ],
+)
+def test_bad_options_are_one_line_errors(args, message, tmp_path):
+    proc = run_convir("eval", "run", "--out", tmp_path / "o", *args)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"error: {message}") and proc.stderr.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_out_must_be_a_folder(tmp_path):
+    (tmp_path / "file").write_text("x")
+    proc = run_convir("eval", "run", "--out", tmp_path / "file")
+    assert proc.returncode == 2 and "--out" in proc.stderr and "is a file" in proc.stderr
+
+
+def test_agent_strategies_say_when_the_agent_cannot_be_imported(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "convir.agent", None)  # import now raises ImportError
+    args = ["eval", "run", "--strategy", "text", "--strategy", "stitch", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, InputError)
+    assert str(result.exception).startswith("strategy stitch is not available yet")
+    assert list(tmp_path.iterdir()) == []  # checked before any work
