@@ -65,7 +65,8 @@ def turn_to_fact(question: str, answer: str) -> str | None:
     for pattern, template in rules if terse else []:
         m = re.match(pattern, q)
         if m:
-            return template.format(a=a, **m.groupdict())
+            fact = template.format(a=a, **m.groupdict())
+            return "one object" if fact == "one objects" else fact
     if _YES.match(a):
         # "is there a red circle (at the top)?" / "is the man wearing a hat?" -> a statement
         statement = re.sub(r"^(is|are) there\s+", "", q)

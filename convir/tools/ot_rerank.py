@@ -40,13 +40,18 @@ References:
 from __future__ import annotations
 
 import math
-from typing import Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from convir.errors import InputError
+from convir.state import AgentConfig, ConvState
+
+if TYPE_CHECKING:
+    from convir.agents.resources import Resources
 
 Method = Literal["absorb", "lse"]
 
@@ -686,3 +691,38 @@ def _weights(
     if not bool((torch.isfinite(w) & (w >= 0)).all().item()):
         raise OTInputError(f"{name} must be finite and >= 0")
     return w
+
+
+# ---------------------------------------------------------------------------------------------
+# Graph node
+
+
+def node(resources: Resources, config: AgentConfig) -> Callable[[ConvState], dict]:
+    """Graph node: OT-rerank the top ``ot_top_n`` candidates against the state's query."""
+
+    def ot_rerank_node(state: ConvState) -> dict:
+        steps = [*state.get("steps", []), "ot_rerank"]
+        ids, scores = state.get("candidates", []), state.get("scores", [])
+        query = state.get("query", "")
+        n = min(config.ot_top_n, len(ids))
+        if n < 2 or not query:
+            return {"steps": steps, "transcript": ["ot_rerank: fewer than 2 candidates, skipped"]}
+        text = resources.embedder.encode_text([query], tokens=True)
+        patches = resources.patches(resources.positions(ids[:n]))
+        new_scores, order = ot_rerank(
+            torch.tensor(scores[:n], dtype=torch.float32),
+            text.tokens[0],
+            text.mask[0],
+            patches,
+            weight=config.ot_weight,
+        )
+        head = [ids[i] for i in order.tolist()]
+        moved = sum(a != b for a, b in zip(head, ids[:n], strict=True))
+        return {
+            "candidates": head + ids[n:],
+            "scores": new_scores[order].tolist() + list(scores[n:]),
+            "steps": steps,
+            "transcript": [f"ot_rerank: top {n} rescored, {moved} changed place"],
+        }
+
+    return ot_rerank_node

@@ -1,0 +1,177 @@
+"""The agent as a :class:`~convir.turn.ConversationalSystem`: start a conversation, reply to it.
+
+:class:`ConvirAgent` wraps the compiled graph: one ``thread_id`` per conversation, state in
+a LangGraph checkpointer (in memory by default, SQLite or Postgres by :func:`checkpointer`),
+one :class:`~convir.turn.TurnResult` per user message. Safe to call from many threads at
+once for different conversations (that is how evaluations batch model calls).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from convir.errors import InputError
+from convir.state import AgentConfig, ConvState
+from convir.turn import TurnResult
+
+if TYPE_CHECKING:
+    from convir.agents.policy import Policy
+    from convir.agents.resources import Resources
+
+
+def checkpointer(spec: str | None = None) -> Any:
+    """``None``/``memory``: in process; ``sqlite:PATH``: a file; ``postgres://...``: a server."""
+    if spec in (None, "", "memory"):
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        return InMemorySaver()
+    if spec.startswith("sqlite:"):
+        import sqlite3
+        from pathlib import Path
+
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        path = Path(spec.removeprefix("sqlite:")).expanduser()
+        if str(path) in ("", "."):
+            raise InputError("--checkpoint sqlite:PATH needs a file path, e.g. sqlite:chats.db")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        saver = SqliteSaver(sqlite3.connect(str(path), check_same_thread=False))
+        saver.setup()
+        return saver
+    if spec.startswith(("postgres://", "postgresql://")):
+        try:
+            from langgraph.checkpoint.postgres import PostgresSaver
+            from psycopg import Connection
+        except ImportError as exc:
+            raise InputError(
+                "Postgres checkpoints need the extra: pip install 'convir[postgres]'"
+            ) from exc
+        conn = Connection.connect(spec, autocommit=True, prepare_threshold=0)
+        saver = PostgresSaver(conn)
+        saver.setup()
+        return saver
+    raise InputError(f"--checkpoint {spec!r}: use memory, sqlite:PATH or postgres://...")
+
+
+class ConvirAgent:
+    """Conversations over one gallery with one policy and configuration."""
+
+    def __init__(
+        self,
+        resources: Resources,
+        policy: Policy | None = None,
+        config: AgentConfig | None = None,
+        checkpoint: Any = None,
+    ) -> None:
+        from convir.graphs.agent_graph import build_graph
+
+        self.resources = resources
+        self.config = config or AgentConfig()
+        self.checkpointer = checkpoint if checkpoint is not None else checkpointer(None)
+        self.graph = build_graph(resources, policy, self.config, checkpointer=self.checkpointer)
+
+    def _cfg(self, thread_id: str) -> dict:
+        if not thread_id or not isinstance(thread_id, str):
+            raise InputError("thread_id must be a non-empty string")
+        return {"configurable": {"thread_id": thread_id}, "recursion_limit": 100}
+
+    def state(self, thread_id: str) -> ConvState:
+        """The conversation's checkpointed state ({} if it never started)."""
+        return dict(self.graph.get_state(self._cfg(thread_id)).values)  # type: ignore[return-value]
+
+    def pending_question(self, thread_id: str) -> str | None:
+        snap = self.graph.get_state(self._cfg(thread_id))
+        for interrupt in getattr(snap, "interrupts", ()):
+            if isinstance(interrupt.value, dict) and "question" in interrupt.value:
+                return str(interrupt.value["question"])
+        return None
+
+    def start(self, thread_id: str, message: str, reference_id: str | None = None) -> TurnResult:
+        """Open a conversation (an error if ``thread_id`` already has one)."""
+        return self._run(self.start_stream(thread_id, message, reference_id))
+
+    def reply(self, thread_id: str, message: str) -> TurnResult:
+        """The user's next message: the answer to the pending question, or a new remark."""
+        return self._run(self.reply_stream(thread_id, message))
+
+    def start_stream(
+        self, thread_id: str, message: str, reference_id: str | None = None
+    ) -> Iterator[tuple[str, dict] | TurnResult]:
+        """Like :meth:`start`, yielding ``(node, update)`` as each node finishes, then the result."""
+        cfg = self._cfg(thread_id)
+        if self.state(thread_id):
+            raise InputError(f"conversation {thread_id!r} already exists; use reply()")
+        if reference_id is not None:
+            try:
+                self.resources.index.position_of(reference_id)
+            except Exception as exc:
+                raise InputError(f"reference image {reference_id!r} is not in the gallery") from exc
+        elif self.config.strategy == "stitch":
+            raise InputError("strategy stitch needs a reference image (reference_id)")
+        payload = {"message": str(message), "reference_id": reference_id}
+        return self._stream(payload, cfg, 0)
+
+    def reply_stream(self, thread_id: str, message: str) -> Iterator[tuple[str, dict] | TurnResult]:
+        from langgraph.types import Command
+
+        cfg = self._cfg(thread_id)
+        state = self.state(thread_id)
+        if not state:
+            raise InputError(f"no conversation {thread_id!r}; start() it first")
+        seen = len(state.get("transcript", []))
+        if self.pending_question(thread_id) is not None:
+            return self._stream(Command(resume=str(message)), cfg, seen)
+        return self._stream({"message": str(message)}, cfg, seen)
+
+    def _stream(
+        self, payload: Any, cfg: dict, seen: int
+    ) -> Iterator[tuple[str, dict] | TurnResult]:
+        for chunk in self.graph.stream(payload, cfg, stream_mode="updates"):
+            for node, update in chunk.items():
+                if node != "__interrupt__":
+                    yield node, update or {}
+        yield self._result(cfg["configurable"]["thread_id"], seen)
+
+    @staticmethod
+    def _run(events: Iterator[tuple[str, dict] | TurnResult]) -> TurnResult:
+        result = None
+        for event in events:
+            result = event
+        assert isinstance(result, TurnResult)
+        return result
+
+    def _result(self, thread_id: str, seen: int) -> TurnResult:
+        state = self.state(thread_id)
+        return TurnResult(
+            ranking=list(state.get("candidates", [])),
+            scores=list(state.get("scores", [])),
+            question=self.pending_question(thread_id),
+            strategy=state.get("strategy", "dar"),
+            query=state.get("query", ""),
+            transcript=list(state.get("transcript", []))[seen:],
+        )
+
+
+def testbed_agent(
+    resources: Resources,
+    strategy: str = "auto",
+    policy: str = "rules",
+    questions: str = "info_gain",
+    **config: Any,
+) -> ConvirAgent:
+    """An agent over testbed resources by name: the CLI's and the evaluation's entry point."""
+    from convir.agents.policy import LLMPolicy, RulePolicy
+
+    cfg = AgentConfig(strategy=strategy, questions=questions, **config)
+    if policy == "rules":
+        chosen: Policy = RulePolicy()
+    elif policy == "llm":
+        if resources.llm is None:
+            raise InputError(
+                "--policy llm needs an LLM: set CONVIR_LLM_URL (docs/llm.md) or use --policy rules"
+            )
+        chosen = LLMPolicy(resources.llm)
+    else:
+        raise InputError(f"--policy must be rules or llm, got {policy!r}")
+    return ConvirAgent(resources, chosen, cfg)

@@ -1,0 +1,142 @@
+"""The agent as a LangGraph state machine: receive -> policy -> tool -> policy -> ... -> end.
+
+::
+
+    START -> receive -> policy --refine_query-----> refine_query ------> policy
+                              --generate_images--> generate_images ---> policy
+                              --retrieve---------> retrieve ----------> policy
+                              --ot_rerank--------> ot_rerank ---------> policy
+                              --ask_clarification> ask_clarification -> policy  (pauses: interrupt)
+                              --finish-----------> END
+
+The file is wiring only: the tools' logic lives in ``convir.tools``, the decisions in
+``convir.agents.policy``. A turn ends when ``ask_clarification`` pauses for an answer
+(resume with ``Command(resume=answer)``) or when the policy finishes; a new message on the
+same thread starts the next turn at ``receive``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from convir.agents.policy import Options, Policy, RulePolicy
+from convir.state import MAX_MESSAGE_CHARS, TOOLS, AgentConfig, ConvState
+
+if TYPE_CHECKING:
+    from convir.agents.resources import Resources
+    from convir.models.refiner import Refiner
+
+
+def clean_message(text: object) -> tuple[str, str | None]:
+    """(message as stored, a note when it had to be changed)."""
+    raw = " ".join(str(text).split())
+    if len(raw) > MAX_MESSAGE_CHARS:
+        return raw[:MAX_MESSAGE_CHARS], f"message cut from {len(raw)} to {MAX_MESSAGE_CHARS} chars"
+    return raw, None if raw else "empty message"
+
+
+def receive_node(config: AgentConfig) -> Callable[[ConvState], dict]:
+    """Fold the new user message into the dialogue and fix the turn's strategy."""
+
+    def receive(state: ConvState) -> dict:
+        message, note = clean_message(state.get("message", ""))
+        dialogue = state.get("dialogue", [])
+        first = not dialogue
+        reference = state.get("reference_id")
+        strategy = config.strategy
+        if strategy == "auto":
+            strategy = "stitch" if reference else "dar"
+        if strategy == "stitch" and not reference:
+            strategy = "dar"
+        lines = [f"user: {message!r}"] + ([f"note: {note}"] if note else [])
+        return {
+            "dialogue": [*dialogue, message],
+            "turn": 0 if first else state.get("turn", 0) + 1,
+            "strategy": strategy,
+            "steps": [],
+            "question": None,
+            "asked": state.get("asked", []),
+            "transcript": lines,
+        }
+
+    return receive
+
+
+def policy_node(
+    policy: Policy, options: Options, config: AgentConfig
+) -> Callable[[ConvState], dict]:
+    """Ask the policy for the next action; a turn that ran ``max_steps`` tools must end."""
+
+    def decide(state: ConvState) -> dict:
+        if len(state.get("steps", [])) >= config.max_steps:
+            return {"next_action": "finish", "transcript": ["policy: step limit, finish"]}
+        d = policy.decide(state, options)
+        line = f"policy: {d.action} ({d.strategy}) - {d.reason}"
+        if d.note:
+            line += f" [fallback: {d.note}]"
+        strategy = d.strategy if d.strategy != "stitch" or options.has_reference else "dar"
+        if config.strategy != "auto":  # a strategy fixed by configuration stays fixed
+            strategy = state.get("strategy", strategy)
+        return {"next_action": d.action, "strategy": strategy, "transcript": [line]}
+
+    return decide
+
+
+def route(state: ConvState) -> str:
+    return state.get("next_action", "finish")
+
+
+def build_graph(
+    resources: Resources,
+    policy: Policy | None = None,
+    config: AgentConfig | None = None,
+    *,
+    checkpointer: Any = None,
+    refiner: Refiner | None = None,
+) -> Any:
+    """The compiled graph; pass a checkpointer to keep conversations across calls."""
+    from langgraph.graph import END, START, StateGraph
+
+    from convir.agents.answers import AnswerModel
+    from convir.models.refiner import LLMRefiner, TemplateRefiner
+    from convir.tools import ask_clarification, generate_images, ot_rerank, refine_query, retrieve
+
+    config = config or AgentConfig()
+    policy = policy or RulePolicy()
+    answers = AnswerModel(resources.embedder, config.temperature)
+    refiner = refiner or (LLMRefiner(resources.llm) if resources.llm else TemplateRefiner())
+    options = Options(
+        can_generate=resources.generator_factory is not None and config.strategy != "text",
+        has_reference=False,
+    )
+
+    graph = StateGraph(ConvState)
+    graph.add_node("receive", receive_node(config))
+    graph.add_node("policy", _with_reference(policy_node, policy, options, config))
+    graph.add_node("refine_query", refine_query.node(resources, refiner))
+    graph.add_node("generate_images", generate_images.node(resources, config))
+    graph.add_node("retrieve", retrieve.node(resources, config, answers))
+    graph.add_node("ot_rerank", ot_rerank.node(resources, config))
+    graph.add_node("ask_clarification", ask_clarification.node(resources, config, answers))
+
+    graph.add_edge(START, "receive")
+    graph.add_edge("receive", "policy")
+    graph.add_conditional_edges("policy", route, {**{t: t for t in TOOLS}, "finish": END})
+    for tool in TOOLS:
+        graph.add_edge(tool, "policy")
+    return graph.compile(checkpointer=checkpointer)
+
+
+def _with_reference(
+    make: Callable[[Policy, Options, AgentConfig], Callable[[ConvState], dict]],
+    policy: Policy,
+    options: Options,
+    config: AgentConfig,
+) -> Callable[[ConvState], dict]:
+    """The policy node, told per state whether this conversation has a reference image."""
+    from dataclasses import replace
+
+    with_ref = make(policy, replace(options, has_reference=True), config)
+    without = make(policy, options, config)
+    return lambda state: (with_ref if state.get("reference_id") else without)(state)

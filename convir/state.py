@@ -1,0 +1,81 @@
+"""The conversation state the graph checkpoints, and the agent's configuration.
+
+State holds only plain data (strings, numbers, lists), so any LangGraph checkpointer can
+store it and a resumed conversation needs nothing that lived in the old process. Nodes
+return partial updates; ``transcript`` is the one field that accumulates (a reducer), every
+other field is replaced by the node that owns it.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Literal, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Strategy = Literal["dar", "stitch", "text"]
+ToolName = Literal["refine_query", "generate_images", "retrieve", "ask_clarification", "ot_rerank"]
+Action = Literal[
+    "refine_query", "generate_images", "retrieve", "ask_clarification", "ot_rerank", "finish"
+]
+TOOLS: tuple[ToolName, ...] = (
+    "refine_query",
+    "generate_images",
+    "retrieve",
+    "ask_clarification",
+    "ot_rerank",
+)
+MAX_MESSAGE_CHARS = 2000  # longer user messages are cut (and the transcript says so)
+
+
+class ConvState(TypedDict, total=False):
+    """One conversation. ``dialogue`` is ChatIR's shape: [opening, "question? answer", ...]."""
+
+    message: str  # the newest user message, not yet folded into the dialogue
+    dialogue: list[str]
+    reference_id: str | None  # gallery id of a reference image (composed query), if any
+    edit: str  # the edit text of a composed query (the opening message)
+    strategy: Strategy
+    turn: int  # 0 for the opening message, +1 per user reply
+    steps: list[str]  # tools run in the current turn, in order
+    query: str  # the refined text query of this turn
+    generated: list[list[float]]  # embeddings of images generated for ``generated_for``
+    generated_for: str
+    candidates: list[str]  # gallery ids, best first
+    scores: list[float]
+    asked: list[str]  # every question asked so far
+    question: str | None  # the question waiting for an answer
+    next_action: Action
+    transcript: Annotated[list[str], operator.add]
+
+
+class AgentConfig(BaseModel):
+    """Knobs of one agent; every default is documented in docs/agent.md."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Literal["auto", "dar", "stitch", "text"] = Field(
+        "auto", description="auto: stitch when a reference image is given, else dar"
+    )
+    top_k: int = Field(100, ge=1, le=1000, description="ranked results kept per turn")
+    pool: int = Field(200, ge=1, le=5000, description="first-stage candidates rescored")
+    n_generated: int = Field(1, ge=1, le=8, description="DAR: images generated per turn")
+    dar_image_weight_early: float = Field(0.2, ge=0.0, le=1.0, description="DAR w_v, turns 0-1")
+    dar_image_weight_late: float = Field(0.5, ge=0.0, le=1.0, description="DAR w_v, turn 2 on")
+    transition_scale: float = Field(
+        1.0, ge=0.0, le=5.0, description="STiTch: lambda of the transition vector"
+    )
+    ot_weight: float = Field(0.3, ge=0.0, le=1.0, description="OT share of the reranked score")
+    ot_top_n: int = Field(50, ge=1, le=1000, description="candidates reranked by OT")
+    answer_weight: float = Field(
+        1.0, ge=0.0, le=10.0, description="weight of the answers' log-likelihood in rescoring"
+    )
+    temperature: float = Field(
+        0.05, gt=0.0, le=1.0, description="cosine temperature of the candidate posterior"
+    )
+    questions: Literal["info_gain", "random"] = Field(
+        "info_gain", description="how ask_clarification picks: best split, or a random menu item"
+    )
+    question_pool: int = Field(50, ge=2, le=1000, description="top candidates a question splits")
+    max_steps: int = Field(8, ge=1, le=32, description="tool calls per turn before it must end")
+    seed: int = 0

@@ -1,0 +1,122 @@
+"""``ask_clarification``: the question whose answer best splits the current candidates.
+
+Candidates carry a posterior ``w = softmax(score)`` (scores are in logit units, see
+``retrieve``). For each askable question the zero-shot answer model gives every candidate's
+answer distribution, and the question with the largest expected information gain (mutual
+information between the answer and the target's identity) is asked. A question already
+asked, or whose answer the dialogue already states, is never asked. ``random`` mode picks
+uniformly from the same menu: the fixed-questioner baseline.
+
+In the graph the node pauses the conversation with LangGraph's ``interrupt()`` and resumes
+with the user's answer (``Command(resume=answer)``). LangGraph re-runs the node on resume,
+so the choice is a pure function of the state: the same question comes back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from convir.agents.answers import Askable, already_answered, information_gain, testbed_menu
+from convir.state import MAX_MESSAGE_CHARS, AgentConfig, ConvState
+
+if TYPE_CHECKING:
+    from convir.agents.answers import AnswerModel
+    from convir.agents.resources import Resources
+
+
+class AskClarificationArgs(BaseModel):
+    """Arguments of ``ask_clarification`` as a standalone tool."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dialogue: list[str] = Field(min_length=1, max_length=64)
+    candidate_ids: list[str] = Field(min_length=1, max_length=1000)
+    candidate_scores: list[float] = Field(min_length=1, max_length=1000)
+    mode: Literal["info_gain", "random"] = "info_gain"
+
+
+def choose_question(
+    menu: Sequence[Askable],
+    dialogue: list[str],
+    asked: Sequence[str],
+    X: np.ndarray,
+    scores: np.ndarray,
+    answers: AnswerModel,
+    *,
+    mode: Literal["info_gain", "random"] = "info_gain",
+    seed: int = 0,
+) -> tuple[Askable | None, float]:
+    """(the question to ask, its information gain in nats); None when nothing is left.
+
+    ``X`` [N, D]: the candidates' vectors; ``scores`` [N]: their logit-scale scores.
+    """
+    open_questions = [q for q in menu if q.text not in asked and not already_answered(q, dialogue)]
+    if not open_questions:
+        return None, 0.0
+    w = np.exp(scores - scores.max()) if len(scores) else np.ones(0)
+    if mode == "random" or len(X) == 0:
+        q = open_questions[np.random.default_rng(seed).integers(len(open_questions))]
+        gain = information_gain(answers.probabilities(q.text, q.options, X), w) if len(X) else 0.0
+        return q, gain
+    gains = [
+        information_gain(answers.probabilities(q.text, q.options, X), w) for q in open_questions
+    ]
+    best = int(np.argmax(gains))  # ties: the menu's order
+    return open_questions[best], gains[best]
+
+
+def _stable_seed(*parts: object) -> int:
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & 0x7FFFFFFF
+
+
+def clean_answer(text: object) -> str:
+    """A user's answer as the dialogue stores it: one line, capped, never empty."""
+    answer = " ".join(str(text).split())[:MAX_MESSAGE_CHARS]
+    return answer or "i don't know"
+
+
+def node(
+    resources: Resources, config: AgentConfig, answers: AnswerModel
+) -> Callable[[ConvState], dict]:
+    """Graph node: choose a question, pause for the answer, fold it into the dialogue."""
+    from langgraph.types import interrupt
+
+    def ask_clarification_node(state: ConvState) -> dict:
+        dialogue = state.get("dialogue", [])
+        asked = state.get("asked", [])
+        ids = state.get("candidates", [])[: config.question_pool]
+        positions = resources.positions(ids)
+        X = resources.vectors[positions] if positions else np.zeros((0, resources.index.dim))
+        scores = np.asarray(state.get("scores", [])[: len(ids)], dtype=np.float64)
+        seed = _stable_seed(config.seed, dialogue[:1], state.get("turn", 0))
+        menu = testbed_menu(dialogue) if resources.world is not None else []
+        question, gain = choose_question(
+            menu, dialogue, asked, X, scores, answers, mode=config.questions, seed=seed
+        )
+        steps = [*state.get("steps", []), "ask_clarification"]
+        if question is None:
+            return {
+                "steps": steps,
+                "next_action": "finish",
+                "transcript": ["ask_clarification: nothing left to ask"],
+            }
+        answer = clean_answer(interrupt({"question": question.text}))
+        return {
+            "dialogue": [*dialogue, f"{question.text} {answer}"],
+            "asked": [*asked, question.text],
+            "question": None,
+            "turn": state.get("turn", 0) + 1,
+            "steps": [],
+            "transcript": [
+                f"ask_clarification ({config.questions}, gain {gain:.3f} nats): "
+                f"{question.text!r} -> {answer!r}"
+            ],
+        }
+
+    return ask_clarification_node

@@ -1,0 +1,111 @@
+"""``refine_query``: the dialogue becomes one text query (DAR), or a reference caption plus an
+edit becomes the target's caption (STiTch, step a).
+
+DAR: the refiner (template rules, or an LLM with template fallback) rewrites the dialogue.
+STiTch: the LLM writes the target caption from the ``stitch_target_caption`` prompt. Without
+an LLM (or when it fails) the fallback is the edit followed by the reference caption: a
+dual encoder then sees both the change and what stays, and the transition vector in
+``retrieve`` carries the reference image's look. Answers to later questions are appended as
+facts either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from convir.errors import LLMError
+from convir.models.refiner import Refiner, TemplateRefiner
+from convir.state import ConvState, Strategy
+
+if TYPE_CHECKING:
+    from convir.agents.resources import Resources
+    from convir.models.llm import LLM
+
+log = logging.getLogger(__name__)
+MAX_QUERY_CHARS = 1000
+
+
+class RefineQueryArgs(BaseModel):
+    """Arguments of ``refine_query`` as a standalone tool."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dialogue: list[str] = Field(
+        min_length=1, max_length=64, description="opening description, then 'question? answer'"
+    )
+    strategy: Strategy = "dar"
+    reference_caption: str | None = Field(None, max_length=2000)
+
+
+def target_caption(reference_caption: str, edit: str, llm: LLM | None = None) -> tuple[str, str]:
+    """STiTch step (a): (caption of the edited reference, how it was written)."""
+    fallback = f"{edit.strip()}, {reference_caption.strip()}".strip(", ")
+    if llm is None:
+        return fallback, "rules"
+    from convir.prompts import load_prompt
+
+    prompt = load_prompt("stitch_target_caption")
+    try:
+        reply = llm.complete(
+            [
+                {
+                    "role": "user",
+                    "content": prompt.render(reference_caption=reference_caption, edit=edit),
+                }
+            ]
+        )
+    except LLMError as exc:
+        log.warning("LLM target caption failed (%s); using edit + reference caption", exc)
+        return fallback, f"rules (LLM failed: {type(exc).__name__})"
+    text = str(reply).strip().strip('"')[:MAX_QUERY_CHARS]
+    return (text, "llm") if text else (fallback, "rules (empty LLM reply)")
+
+
+def refine_query(
+    dialogue: Sequence[str],
+    strategy: Strategy,
+    refiner: Refiner,
+    *,
+    reference_caption: str | None = None,
+    llm: LLM | None = None,
+) -> tuple[str, str]:
+    """The turn's text query and a note on how it was made.
+
+    For ``stitch`` the dialogue's first entry is the edit text; later entries are answers.
+    """
+    if not dialogue:
+        return "", "empty dialogue"
+    if strategy == "stitch":
+        caption, how = target_caption(reference_caption or "", dialogue[0], llm)
+        facts = TemplateRefiner().refine([caption, *dialogue[1:]])
+        return facts[:MAX_QUERY_CHARS], f"target caption by {how}"
+    return refiner.refine(list(dialogue))[:MAX_QUERY_CHARS], type(refiner).__name__
+
+
+def node(resources: Resources, refiner: Refiner) -> Callable[[ConvState], dict]:
+    """Graph node: refine the state's dialogue with the state's strategy."""
+
+    def refine_query_node(state: ConvState) -> dict:
+        reference_caption = None
+        if state.get("reference_id") and resources.captions is not None:
+            reference_caption = resources.captions[
+                resources.index.position_of(state["reference_id"])
+            ]
+        query, how = refine_query(
+            state.get("dialogue", []),
+            state.get("strategy", "dar"),
+            refiner,
+            reference_caption=reference_caption,
+            llm=resources.llm,
+        )
+        return {
+            "query": query,
+            "steps": [*state.get("steps", []), "refine_query"],
+            "transcript": [f"refine_query ({how}): {query!r}"],
+        }
+
+    return refine_query_node

@@ -1,0 +1,149 @@
+"""``retrieve``: one query vector per strategy, a FAISS search, and rescoring of the pool.
+
+Query vectors (all unit-normalised):
+
+- ``text``: the refined query's text embedding ``t``.
+- ``dar``: ``(1 - w_v) t + w_v mean(g)`` over the generated images' embeddings ``g``. With
+  an inner-product index this ranks exactly by DAR's fused score ``w_t cos(t, x) + w_v
+  mean cos(g, x)`` (before the final normalisation, which does not change the order), so the
+  fusion costs one search. ``w_v`` is 0.2 in turns 0-1 and 0.5 after, as in DAR's code.
+- ``stitch``: the target caption's embedding moved by the transition vector,
+  ``t_target + lambda (v_ref - t_ref)``: the reference image's embedding minus its caption's
+  embedding is what the caption leaves out (the look of this image, and the modality gap);
+  adding it to the target caption carries that over to the target. Our interpretation of
+  STiTch's "transition vector", see docs/stitch.md. Without a reference caption,
+  ``t_ref`` is taken as 0.
+
+The first ``pool`` hits are rescored in logit units: ``cos(q, x) / T + beta * sum_j log
+p(answer_j | x)`` over the answers given so far (zero-shot answer model, ``answers.py``), so
+an answered question also filters the candidates directly, not only through the wording of
+the refined query. The reference image of a composed query is never returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from convir.state import AgentConfig, ConvState, Strategy
+
+if TYPE_CHECKING:
+    from convir.agents.answers import AnswerModel
+    from convir.agents.resources import Resources
+
+
+class RetrieveArgs(BaseModel):
+    """Arguments of ``retrieve`` as a standalone tool; k is capped, never trusted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=2000)
+    k: int = Field(10, ge=1, le=1000)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v)
+    return v / n if n > 0 else v
+
+
+def dar_weight(turn: int, config: AgentConfig) -> float:
+    """DAR's image weight w_v for a turn (0-based)."""
+    return config.dar_image_weight_early if turn <= 1 else config.dar_image_weight_late
+
+
+def query_vector(
+    text: np.ndarray,
+    strategy: Strategy,
+    *,
+    generated: np.ndarray | None = None,
+    image_weight: float = 0.0,
+    reference_image: np.ndarray | None = None,
+    reference_text: np.ndarray | None = None,
+    transition_scale: float = 1.0,
+) -> np.ndarray:
+    """The unit query vector [D] of a strategy (module docstring has the formulas)."""
+    q = text.astype(np.float64)
+    if strategy == "dar" and generated is not None and len(generated):
+        q = (1.0 - image_weight) * q + image_weight * np.mean(generated, axis=0)
+    elif strategy == "stitch" and reference_image is not None:
+        ref_text = reference_text if reference_text is not None else 0.0
+        q = q + transition_scale * (reference_image - ref_text)
+    return _unit(q).astype(np.float32)
+
+
+def rescore(
+    cos: np.ndarray, answer_loglik: np.ndarray, temperature: float, answer_weight: float
+) -> np.ndarray:
+    """Logit-unit scores of a pool: cosine / T + beta * log-likelihood of the answers."""
+    return cos.astype(np.float64) / temperature + answer_weight * answer_loglik
+
+
+def retrieve(
+    resources: Resources,
+    q: np.ndarray,
+    turns: list[str],
+    answers: AnswerModel | None,
+    config: AgentConfig,
+    exclude: str | None = None,
+) -> tuple[list[str], list[float]]:
+    """(ids, scores) best first: FAISS top ``pool``, rescored, cut to ``top_k``."""
+    cos, positions = resources.index.search(q[None, :], config.pool + (1 if exclude else 0))
+    keep = positions[0] >= 0
+    cos, positions = cos[0][keep], positions[0][keep]
+    if exclude is not None:
+        mask = positions != resources.index.position_of(exclude)
+        cos, positions = cos[mask], positions[mask]
+    loglik = np.zeros(len(positions))
+    if answers is not None and config.answer_weight > 0 and turns:
+        loglik = answers.answer_loglik(turns, resources.vectors[positions])
+    scores = rescore(cos, loglik, config.temperature, config.answer_weight)
+    order = np.argsort(-scores, kind="stable")[: config.top_k]
+    return [resources.index.id_of(int(positions[i])) for i in order], scores[order].tolist()
+
+
+def node(
+    resources: Resources, config: AgentConfig, answers: AnswerModel
+) -> Callable[[ConvState], dict]:
+    """Graph node: search with the state's query and strategy, update the candidates."""
+
+    def retrieve_node(state: ConvState) -> dict:
+        steps = [*state.get("steps", []), "retrieve"]
+        query = state.get("query") or " ".join(state.get("dialogue", [])[:1])
+        strategy = state.get("strategy", "dar")
+        texts = [query]
+        ref = state.get("reference_id") if strategy == "stitch" else None
+        ref_caption = None
+        if ref is not None and resources.captions is not None:
+            ref_caption = resources.captions[resources.index.position_of(ref)]
+            texts.append(ref_caption)
+        emb = resources.embedder.encode_text(texts).pooled.numpy()
+        generated = None
+        if strategy == "dar" and state.get("generated") and state.get("generated_for") == query:
+            generated = np.asarray(state["generated"], dtype=np.float32)
+        w_v = dar_weight(state.get("turn", 0), config)
+        q = query_vector(
+            emb[0],
+            strategy,
+            generated=generated,
+            image_weight=w_v,
+            reference_image=resources.vectors[resources.index.position_of(ref)] if ref else None,
+            reference_text=emb[1] if ref_caption is not None else None,
+            transition_scale=config.transition_scale,
+        )
+        turns = state.get("dialogue", [])[1:]
+        ids, scores = retrieve(resources, q, turns, answers, config, exclude=ref)
+        how = f"w_v={w_v}" if generated is not None else strategy
+        return {
+            "candidates": ids,
+            "scores": scores,
+            "steps": steps,
+            "transcript": [
+                f"retrieve ({how}): top 3 "
+                + ", ".join(f"{i} ({s:.2f})" for i, s in zip(ids[:3], scores[:3], strict=False))
+            ],
+        }
+
+    return retrieve_node
