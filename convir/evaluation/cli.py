@@ -325,12 +325,14 @@ def run_command(
     assert resources.world is not None
     picks = np.random.default_rng(seed).choice(gallery_size, size=dialogues, replace=False)
     targets = {str(d): int(t) for d, t in enumerate(picks)}
+    systems = {  # built up front, so a bad agent configuration fails before any run
+        label: TextBaseline(resources, seed=seed, questions="random")
+        if label == "text"
+        else factory(resources, label, policy.value, questions.value)
+        for label in labels
+    }
     summary: dict[str, Any] = {}
-    for label in labels:
-        if label == "text":
-            system: Any = TextBaseline(resources, seed=seed, questions="random")
-        else:
-            system = factory(resources, label, policy.value, questions.value)
+    for label, system in systems.items():
         user = TestbedUser(resources.world, targets, error_rate=error_rate, seed=seed)
         start = time.perf_counter()
         records = run_dialogues(system, user, list(targets), rounds, workers, progress, label)
