@@ -17,12 +17,14 @@ def test_the_shipped_prompts_load_with_versions_and_variables():
         "dar_refine",
         "policy_action",
         "stitch_target_caption",
+        "user_answer",
     ]
     variables = {
         "dar_refine": ("dialogue",),
         "stitch_target_caption": ("reference_caption", "edit"),
         "ask_question": ("dialogue", "candidates"),
         "policy_action": ("state",),
+        "user_answer": ("caption", "question"),
     }
     for name, expected in variables.items():
         p = load_prompt(name)
