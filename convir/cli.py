@@ -8,6 +8,7 @@ import sys
 
 import typer
 
+from convir.chat import chat_command
 from convir.demo import demo_command
 from convir.errors import ConvirError
 from convir.evaluation.cli import data_app, eval_app
@@ -27,6 +28,7 @@ app.add_typer(data_app, name="data")
 app.command("index")(index_command)
 app.command("search")(search_command)
 app.command("demo")(demo_command)
+app.command("chat")(chat_command)
 
 
 def main() -> None:

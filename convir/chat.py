@@ -1,0 +1,318 @@
+"""``convir chat``: talk to the agent in a terminal, one line per message.
+
+Each line the user types is one turn: the agent's tools run (their names are printed to
+stderr as each finishes), then the top results and the agent's question are printed to
+stdout. Answering the question is simply typing the next line. ``/transcript`` prints what
+the agent did so far, ``/quit`` or end of input ends the chat. Input may be piped (one
+message per line), which is how the tests drive it.
+
+Conversations live in a LangGraph checkpointer: ``--checkpoint sqlite:chats.db --thread t1``
+keeps them in a file, and running the same command again continues thread ``t1`` where it
+stopped instead of starting over.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from convir.errors import InputError
+
+if TYPE_CHECKING:
+    from convir.agent import ConvirAgent
+    from convir.agents.policy import Policy
+    from convir.agents.resources import Resources
+    from convir.models.generator import Generator
+    from convir.state import AgentConfig
+    from convir.turn import TurnResult
+
+PROMPT = "you> "
+HIDDEN_NODES = ("receive", "policy")  # bookkeeping nodes, not worth a line of progress
+SHEET_SIZE = 10  # images on the --show contact sheet
+
+
+def chat_command(
+    index_path: Path | None = typer.Option(
+        None, "--index", help="Index file from `convir index` (default: the testbed gallery)."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="open_clip model for --index (default: the one it records)."
+    ),
+    pretrained: str | None = typer.Option(
+        None, "--pretrained", help="Weights for --model (default: the ones --index records)."
+    ),
+    gallery_size: int | None = typer.Option(
+        None, "--gallery-size", help="Testbed images to search, without --index [1000]."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Testbed gallery seed [0]."),
+    strategy: str = typer.Option("auto", "--strategy", help="auto, dar, stitch or text."),
+    policy: str = typer.Option("rules", "--policy", help="rules, or llm (needs CONVIR_LLM_URL)."),
+    reference: str | None = typer.Option(
+        None, "--reference", help="Gallery id of a reference image; the first message edits it."
+    ),
+    checkpoint: str = typer.Option(
+        "memory",
+        "--checkpoint",
+        help="Where conversations live: memory, sqlite:PATH or postgres://...",
+    ),
+    thread: str | None = typer.Option(
+        None, "--thread", help="Conversation id; an existing one is continued (default: new)."
+    ),
+    top: int = typer.Option(5, "--top", help="Results shown per turn."),
+    show: Path | None = typer.Option(
+        None, "--show", help=f"Write a contact sheet of the top {SHEET_SIZE} here each turn."
+    ),
+    generate: bool = typer.Option(
+        True, "--generate/--no-generate", help="Let DAR generate images (slower)."
+    ),
+) -> None:
+    """Chat with the retrieval agent: describe an image, answer its questions."""
+    from convir.agent import ConvirAgent, checkpointer
+
+    if strategy not in ("auto", "dar", "stitch", "text"):
+        raise InputError(f"--strategy must be auto, dar, stitch or text, got {strategy!r}")
+    if policy not in ("rules", "llm"):
+        raise InputError(f"--policy must be rules or llm, got {policy!r}")
+    if not 1 <= top <= 100:
+        raise InputError(f"--top must be between 1 and 100, got {top}")
+    if show is not None and show.suffix.lower() != ".png":
+        raise InputError(f"--show {show}: give a .png file name, e.g. results.png")
+    if thread is not None and not thread.strip():
+        raise InputError("--thread must not be empty; leave it out for a new conversation")
+    if index_path is not None and (gallery_size is not None or seed is not None):
+        raise InputError("--gallery-size and --seed describe the testbed; drop them with --index")
+    if index_path is None and (model is not None or pretrained is not None):
+        raise InputError("--model and --pretrained are for --index; the testbed has its own CLIP")
+    if strategy == "stitch" and reference is None and thread is None:
+        raise InputError("--strategy stitch needs --reference ID (the image to edit)")
+    saver = checkpointer(checkpoint)  # a bad spec fails before any model loads
+    resources = _resources(
+        index_path, model, pretrained, gallery_size, seed, generate, policy == "llm"
+    )
+    if reference is not None and reference not in set(resources.index.ids):
+        raise InputError(
+            f"--reference {reference!r} is not in the gallery; give an id that a search "
+            f"returned (e.g. {resources.index.id_of(0)!r})"
+        )
+    agent = ConvirAgent(resources, _policy(policy, resources), _config(strategy), saver)
+    thread = thread or f"chat-{uuid.uuid4().hex[:8]}"
+    _resume_check(agent, thread, reference, strategy)
+    _greet(agent, thread, checkpoint)
+    try:
+        chat_loop(agent, thread, _lines(), reference=reference, top=top, show=show)
+    except KeyboardInterrupt:
+        typer.echo("", err=True)
+        raise typer.Exit(130) from None
+
+
+def chat_loop(
+    agent: ConvirAgent,
+    thread: str,
+    lines: Iterator[str],
+    *,
+    reference: str | None = None,
+    top: int = 5,
+    show: Path | None = None,
+) -> None:
+    """Run one turn per line until ``/quit`` or the lines run out."""
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        if line == "/quit":
+            return
+        if line == "/transcript":
+            _print_transcript(agent, thread)
+            continue
+        if line.startswith("/") and " " not in line:
+            typer.echo(f"unknown command {line}; /transcript shows the log, /quit ends", err=True)
+            continue
+        if agent.state(thread):
+            events = agent.reply_stream(thread, line)
+        else:
+            events = agent.start_stream(thread, line, reference)
+        result = _follow(events)
+        _print_turn(agent, result, top)
+        if show is not None:
+            _write_sheet(agent.resources, result, show)
+
+
+def _resources(
+    index_path: Path | None,
+    model: str | None,
+    pretrained: str | None,
+    gallery_size: int | None,
+    seed: int | None,
+    generate: bool,
+    want_llm: bool,
+) -> Resources:
+    """The testbed in memory, or a saved index with its embedder."""
+    from convir.agents.resources import Resources
+
+    llm = None
+    if want_llm:
+        from convir.models.llm import OpenAICompatibleLLM
+
+        llm = OpenAICompatibleLLM()
+    if index_path is None:
+        size = 1000 if gallery_size is None else gallery_size
+        if not 10 <= size <= 100_000:
+            raise InputError(f"--gallery-size must be between 10 and 100,000, got {size}")
+        typer.echo(f"building the testbed gallery ({size} images)...", err=True)
+        return Resources.for_testbed(
+            size, seed or 0, llm=llm, generator=generate, progress=sys.stderr.isatty()
+        )
+    from convir.errors import IndexFileError
+    from convir.index.faiss_index import GalleryIndex
+    from convir.models.embedder import TESTBED_MODEL, load_embedder
+
+    index = GalleryIndex.load(index_path)
+    model = model or index.model
+    pretrained = pretrained or index.pretrained
+    if model is None:
+        raise InputError(f"{index_path} records no model; pass --model and --pretrained")
+    embedder = load_embedder(model, pretrained)
+    if embedder.dim != index.dim:
+        raise IndexFileError(
+            f"{index_path} holds {index.dim}-d vectors but {model} embeds into {embedder.dim}-d; "
+            "chat with the model the index was built with"
+        )
+    factory = None
+    if generate and model == TESTBED_MODEL:  # the testbed generator speaks testbed CLIP only
+
+        def make_generator() -> Generator:
+            from convir.models.generator import TestbedGenerator
+
+            return TestbedGenerator(embedder=embedder)
+
+        factory = make_generator
+    elif generate:
+        typer.echo(f"note: no image generator for {model}; DAR searches with text", err=True)
+    return Resources.from_index(index, embedder, generator_factory=factory, llm=llm)
+
+
+def _policy(name: str, resources: Resources) -> Policy:
+    from convir.agents.policy import LLMPolicy, RulePolicy
+
+    if name == "rules":
+        return RulePolicy()
+    assert resources.llm is not None  # _resources builds one for --policy llm
+    return LLMPolicy(resources.llm)
+
+
+def _config(strategy: str) -> AgentConfig:
+    from convir.state import AgentConfig
+
+    return AgentConfig(strategy=strategy)
+
+
+def _resume_check(agent: ConvirAgent, thread: str, reference: str | None, strategy: str) -> None:
+    """Options that only make sense for a new conversation must agree with a saved one."""
+    state = agent.state(thread)
+    if not state:
+        if strategy == "stitch" and reference is None:
+            raise InputError("--strategy stitch needs --reference ID (the image to edit)")
+        return
+    saved = state.get("reference_id")
+    if reference is not None and reference != saved:
+        raise InputError(
+            f"thread {thread!r} was started with reference {saved!r}; drop --reference to "
+            "continue it, or pass a new --thread"
+        )
+
+
+def _greet(agent: ConvirAgent, thread: str, checkpoint: str) -> None:
+    state = agent.state(thread)
+    n = agent.resources.index.count
+    if state:
+        messages = len(state.get("dialogue", []))
+        typer.echo(f"continuing thread {thread} ({messages} messages so far)", err=True)
+        question = agent.pending_question(thread)
+        if question:
+            typer.echo(f"convir> {question}")
+    else:
+        resume = ""
+        if checkpoint not in ("", "memory"):
+            resume = f"; continue later with --checkpoint {checkpoint} --thread {thread}"
+        typer.echo(f"thread {thread}, gallery of {n} images{resume}", err=True)
+    typer.echo("describe the image you look for; /transcript shows the log, /quit ends", err=True)
+
+
+def _lines() -> Iterator[str]:
+    """Lines from stdin: with a prompt on a terminal, echoed after ``you>`` when piped."""
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            try:
+                line = input(PROMPT)
+            except EOFError:
+                typer.echo("")
+                return
+        else:
+            line = sys.stdin.readline()
+            if not line:
+                return
+            line = line.rstrip("\n")
+            if line.strip():
+                typer.echo(f"{PROMPT}{line}")
+        yield line
+
+
+def _follow(events: Iterator[tuple[str, dict] | TurnResult]) -> TurnResult:
+    """Print each finished tool node on one stderr line; return the turn's result."""
+    from convir.turn import TurnResult
+
+    shown = False
+    result = None
+    for event in events:
+        if isinstance(event, TurnResult):
+            result = event
+        elif event[0] not in HIDDEN_NODES:
+            sys.stderr.write(f"{'  ' if not shown else ' '}[{event[0]}]")
+            sys.stderr.flush()
+            shown = True
+    if shown:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+    assert result is not None
+    return result
+
+
+def _print_turn(agent: ConvirAgent, result: TurnResult, top: int) -> None:
+    index = agent.resources.index
+    if not result.ranking:
+        typer.echo("  (no results)")
+    for rank, (item, score) in enumerate(zip(result.ranking, result.scores, strict=False), 1):
+        if rank > top:
+            break
+        path = index.path_of(index.position_of(item))
+        typer.echo(f"  {rank:>3}  {item}  {path}  {score:.3f}")
+    if result.question:
+        typer.echo(f"convir> {result.question}")
+    else:
+        typer.echo("convir> (no question this turn; add a detail, or /quit)")
+
+
+def _print_transcript(agent: ConvirAgent, thread: str) -> None:
+    lines = agent.state(thread).get("transcript", [])
+    if not lines:
+        typer.echo("(no conversation yet)")
+    for line in lines:
+        typer.echo(f"  | {line}")
+
+
+def _write_sheet(resources: Resources, result: TurnResult, path: Path) -> None:
+    from convir.contact_sheet import contact_sheet
+
+    ids = result.ranking[:SHEET_SIZE]
+    if not ids:
+        return
+    images = [resources.load_image(resources.index.position_of(i)) for i in ids]
+    labels = [f"#{rank} {i}" for rank, i in enumerate(ids, 1)]
+    contact_sheet(images, labels, path)
+    typer.echo(f"  wrote {path}", err=True)
