@@ -153,14 +153,15 @@ class ConvirAgent:
         )
 
 
-def testbed_agent(
+def build_agent(
     resources: Resources,
     strategy: str = "auto",
     policy: str = "rules",
     questions: str = "info_gain",
+    checkpoint: Any = None,
     **config: Any,
 ) -> ConvirAgent:
-    """An agent over testbed resources by name: the CLI's and the evaluation's entry point."""
+    """An agent by names (strategy, policy, questions): the entry point of the CLI and evaluations."""
     from convir.agents.policy import LLMPolicy, RulePolicy
 
     cfg = AgentConfig(strategy=strategy, questions=questions, **config)
@@ -174,4 +175,4 @@ def testbed_agent(
         chosen = LLMPolicy(resources.llm)
     else:
         raise InputError(f"--policy must be rules or llm, got {policy!r}")
-    return ConvirAgent(resources, chosen, cfg)
+    return ConvirAgent(resources, chosen, cfg, checkpoint)

@@ -25,10 +25,8 @@ from convir.errors import InputError
 
 if TYPE_CHECKING:
     from convir.agent import ConvirAgent
-    from convir.agents.policy import Policy
     from convir.agents.resources import Resources
     from convir.models.generator import Generator
-    from convir.state import AgentConfig
     from convir.turn import TurnResult
 
 PROMPT = "you> "
@@ -72,7 +70,7 @@ def chat_command(
     ),
 ) -> None:
     """Chat with the retrieval agent: describe an image, answer its questions."""
-    from convir.agent import ConvirAgent, checkpointer
+    from convir.agent import build_agent, checkpointer
 
     if strategy not in ("auto", "dar", "stitch", "text"):
         raise InputError(f"--strategy must be auto, dar, stitch or text, got {strategy!r}")
@@ -99,7 +97,7 @@ def chat_command(
             f"--reference {reference!r} is not in the gallery; give an id that a search "
             f"returned (e.g. {resources.index.id_of(0)!r})"
         )
-    agent = ConvirAgent(resources, _policy(policy, resources), _config(strategy), saver)
+    agent = build_agent(resources, strategy, policy, checkpoint=saver)
     thread = thread or f"chat-{uuid.uuid4().hex[:8]}"
     _resume_check(agent, thread, reference, strategy)
     _greet(agent, thread, checkpoint)
@@ -194,21 +192,6 @@ def _resources(
     elif generate:
         typer.echo(f"note: no image generator for {model}; DAR searches with text", err=True)
     return Resources.from_index(index, embedder, generator_factory=factory, llm=llm)
-
-
-def _policy(name: str, resources: Resources) -> Policy:
-    from convir.agents.policy import LLMPolicy, RulePolicy
-
-    if name == "rules":
-        return RulePolicy()
-    assert resources.llm is not None  # _resources builds one for --policy llm
-    return LLMPolicy(resources.llm)
-
-
-def _config(strategy: str) -> AgentConfig:
-    from convir.state import AgentConfig
-
-    return AgentConfig(strategy=strategy)
 
 
 def _resume_check(agent: ConvirAgent, thread: str, reference: str | None, strategy: str) -> None:

@@ -39,7 +39,7 @@ class Askable:
     options: tuple[str, ...]
 
 
-def testbed_options(q: Question) -> tuple[str, ...]:
+def options_for_testbed(q: Question) -> tuple[str, ...]:
     """Every answer the testbed oracle can give to ``q`` (single-object answers)."""
     from convir.testbed.captions import NUMBER_WORDS, article
     from convir.testbed.world import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, SIZES
@@ -69,7 +69,7 @@ def mentioned_objects(text: str) -> list[tuple[str, str]]:
     return list(dict.fromkeys(re.findall(pattern, text.lower().replace("grey", "gray"))))
 
 
-def testbed_menu(dialogue: list[str]) -> list[Askable]:
+def menu_for_testbed(dialogue: list[str]) -> list[Askable]:
     """The template questions worth asking about this dialogue, with their options.
 
     Adds ``where`` / ``size_of`` questions about the objects the dialogue names to the
@@ -86,7 +86,7 @@ def testbed_menu(dialogue: list[str]) -> list[Askable]:
         ]
     qs += [Question(kind="colour_of", shape=s) for s in SHAPES]
     qs += [Question(kind=k, position=p) for k in ("shape_at", "colour_at") for p in POSITIONS]
-    return [Askable(q.text, testbed_options(q)) for q in qs]
+    return [Askable(q.text, options_for_testbed(q)) for q in qs]
 
 
 def options_for(question: str) -> tuple[str, ...] | None:
@@ -94,7 +94,7 @@ def options_for(question: str) -> tuple[str, ...] | None:
     from convir.testbed.oracle import parse_question
 
     q = parse_question(question)
-    return testbed_options(q) if q is not None else None
+    return options_for_testbed(q) if q is not None else None
 
 
 def fact(question: str, option: str) -> str | None:

@@ -240,15 +240,15 @@ def _check_run_options(
 
 
 def _agent_factory(strategy: str) -> Any:
-    """``convir.agent.testbed_agent``, or an InputError saying the strategy is not there yet."""
+    """``convir.agent.build_agent``, or an InputError saying the strategy is not there yet."""
     try:
-        from convir.agent import testbed_agent
+        from convir.agent import build_agent
     except ImportError as exc:
         raise InputError(
-            f"strategy {strategy} is not available yet: the agent (convir.agent.testbed_agent) "
+            f"strategy {strategy} is not available yet: the agent (convir.agent.build_agent) "
             f"could not be imported ({exc}); run --strategy text for now"
         ) from None
-    return testbed_agent
+    return build_agent
 
 
 def _summary_entry(scores: ChatIRScores, seconds: float, rounds: int) -> dict[str, Any]:

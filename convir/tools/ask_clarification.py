@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from convir.agents.answers import Askable, already_answered, information_gain, testbed_menu
+from convir.agents.answers import Askable, already_answered, information_gain, menu_for_testbed
 from convir.state import MAX_MESSAGE_CHARS, AgentConfig, ConvState
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def node(
         X = resources.vectors[positions] if positions else np.zeros((0, resources.index.dim))
         scores = np.asarray(state.get("scores", [])[: len(ids)], dtype=np.float64)
         seed = _stable_seed(config.seed, dialogue[:1], state.get("turn", 0))
-        menu = testbed_menu(dialogue) if resources.world is not None else []
+        menu = menu_for_testbed(dialogue) if resources.world is not None else []
         question, gain = choose_question(
             menu, dialogue, asked, X, scores, answers, mode=config.questions, seed=seed
         )

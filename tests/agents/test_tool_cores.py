@@ -1,0 +1,144 @@
+"""The pure cores behind the tools: question choice, answer model, query vectors, rescoring."""
+
+import math
+
+import numpy as np
+import pytest
+
+from convir.agents.answers import (
+    AnswerModel,
+    Askable,
+    already_answered,
+    information_gain,
+    mentioned_objects,
+    menu_for_testbed,
+    options_for,
+)
+from convir.state import AgentConfig
+from convir.testbed.oracle import answer, parse_question
+from convir.tools.ask_clarification import choose_question, clean_answer
+from convir.tools.refine_query import refine_query, target_caption
+from convir.tools.retrieve import dar_weight, query_vector, rescore
+
+
+def test_information_gain_is_zero_for_a_useless_question_and_log2_for_a_perfect_split():
+    w = np.ones(4)
+    same = np.tile([0.5, 0.5], (4, 1))
+    assert information_gain(same, w) == pytest.approx(0.0, abs=1e-12)
+    split = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    assert information_gain(split, w) == pytest.approx(math.log(2))
+    # a posterior sure of one candidate leaves nothing to learn
+    assert information_gain(split, np.array([1.0, 0, 0, 0])) == pytest.approx(0.0, abs=1e-9)
+
+
+class FixedAnswers:
+    """An answer model with known per-question answer distributions."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def probabilities(self, question, options, X):
+        return self.table[question]
+
+
+def test_choose_question_takes_the_best_split_and_never_repeats():
+    X = np.zeros((4, 8))
+    table = {
+        "a?": np.tile([0.5, 0.5], (4, 1)),
+        "b?": np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]),
+        "c?": np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]),
+    }
+    menu = [Askable(q, ("x", "y")) for q in table]
+    model = FixedAnswers(table)
+    q, gain = choose_question(menu, ["a red circle"], [], X, np.zeros(4), model)
+    assert q.text == "b?" and gain == pytest.approx(math.log(2))
+    q, _ = choose_question(menu, ["a red circle"], ["b?"], X, np.zeros(4), model)
+    assert q.text == "c?"
+    assert choose_question(menu, ["x"], ["a?", "b?", "c?"], X, np.zeros(4), model) == (None, 0.0)
+
+
+def test_questions_the_dialogue_already_answers_are_not_asked():
+    dialogue = ["a small red circle on a white background"]
+    menu = {q.text: q for q in menu_for_testbed(dialogue)}
+    assert already_answered(menu["what colour is the background?"], dialogue)
+    assert already_answered(menu["is the red circle large or small?"], dialogue)
+    assert already_answered(menu["what colour is the circle?"], dialogue)
+    assert not already_answered(menu["where is the red circle?"], dialogue)
+    assert not already_answered(menu["how many objects are there?"], dialogue)
+    assert mentioned_objects("a big blue square and two orange stars") == [
+        ("blue", "square"),
+        ("orange", "star"),
+    ]
+
+
+def test_every_menu_question_parses_and_the_oracle_answers_within_its_options(testbed):
+    for scene in testbed.world.scenes(0, 40):
+        for q in menu_for_testbed(["a red circle"]):
+            structured = parse_question(q.text)
+            assert structured is not None and options_for(q.text) == q.options
+            truth = answer(scene, structured)
+            if " and " not in truth:  # two same-shaped objects: a combined answer
+                assert truth in q.options, (q.text, truth)
+
+
+def test_the_answer_model_prefers_the_true_answer(testbed):
+    """Zero-shot answers from the shipped CLIP beat chance on the background question."""
+    model = AnswerModel(testbed.embedder, temperature=0.05)
+    question = "what colour is the background?"
+    options = options_for(question)
+    scenes = testbed.world.scenes(0, 200)
+    p = model.probabilities(question, options, testbed.vectors[:200])
+    truth = np.array([options.index(s.background) for s in scenes])
+    accuracy = float(np.mean(p.argmax(axis=1) == truth))
+    assert accuracy > 0.8  # chance: 1/3
+    loglik = model.answer_loglik([f"{question} white"], testbed.vectors[:200])
+    white = truth == options.index("white")
+    assert loglik[white].mean() > loglik[~white].mean() + 1.0
+    # turns the model cannot use add nothing
+    assert not model.answer_loglik(["is it pretty? i don't know"], testbed.vectors[:5]).any()
+
+
+def test_dar_fusion_vector_ranks_exactly_like_the_fused_score():
+    rng = np.random.default_rng(0)
+    gallery = rng.standard_normal((50, 16))
+    gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
+    t, g = gallery[0] + 0.1, rng.standard_normal((3, 16))
+    t /= np.linalg.norm(t)
+    g /= np.linalg.norm(g, axis=1, keepdims=True)
+    q = query_vector(t, "dar", generated=g, image_weight=0.2)
+    fused = 0.8 * gallery @ t + 0.2 * (gallery @ g.T).mean(axis=1)
+    assert np.array_equal(np.argsort(-gallery @ q), np.argsort(-fused))
+    assert np.linalg.norm(q) == pytest.approx(1.0, abs=1e-6)
+    assert np.allclose(query_vector(t, "text", generated=g, image_weight=0.2), t, atol=1e-6)
+
+
+def test_dar_weight_schedule_and_transition_vector():
+    config = AgentConfig()
+    assert [dar_weight(turn, config) for turn in range(4)] == [0.2, 0.2, 0.5, 0.5]
+    t, v, tr = np.eye(3)[0], np.eye(3)[1], np.eye(3)[2]
+    q = query_vector(t, "stitch", reference_image=v, reference_text=tr, transition_scale=1.0)
+    assert np.allclose(q, np.array([1.0, 1.0, -1.0]) / math.sqrt(3), atol=1e-6)
+    assert np.allclose(rescore(np.array([0.5]), np.array([-2.0]), 0.05, 1.0), [8.0])
+
+
+def test_refine_query_per_strategy():
+    from convir.models.refiner import TemplateRefiner
+
+    dialogue = ["a red circle", "what colour is the background? white", "is there a star? no"]
+    query, _ = refine_query(dialogue, "dar", TemplateRefiner())
+    assert query == "a red circle, on a white background"
+    query, how = refine_query(
+        ["make the red circle blue"],
+        "stitch",
+        TemplateRefiner(),
+        reference_caption="a red circle on a white background",
+    )
+    assert query == "make the red circle blue, a red circle on a white background"
+    assert "rules" in how
+    assert target_caption("a red circle", "make it blue")[1] == "rules"
+
+
+def test_clean_answer_caps_and_fills():
+    assert clean_answer("  yes \n ") == "yes"
+    assert clean_answer("") == "i don't know"
+    assert len(clean_answer("x" * 100_000)) == 2000
