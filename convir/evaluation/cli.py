@@ -203,6 +203,7 @@ class Benchmark(StrEnum):
 
 
 class Strategy(StrEnum):
+    concat = "concat"
     text = "text"
     dar = "dar"
     stitch = "stitch"
@@ -268,13 +269,16 @@ def run_command(
         Benchmark.testbed, "--benchmark", help="testbed or chatir."
     ),
     strategies: list[Strategy] = typer.Option(
-        [Strategy.text],
+        [Strategy.concat],
         "--strategy",
-        help="A system to run; repeat to compare (text|dar|stitch|auto).",
+        help="A system to run; repeat to compare. concat: ChatIR's text-only baseline (the "
+        "joined dialogue, random questions); text|dar|auto: the agent.",
     ),
     policy: Policy = typer.Option(Policy.rules, "--policy", help="Agent policy: rules or llm."),
-    questions: Questions = typer.Option(
-        Questions.info_gain, "--questions", help="Agent questioner (text always asks at random)."
+    questions: list[Questions] = typer.Option(
+        [Questions.info_gain],
+        "--questions",
+        help="Agent questioner; repeat to compare (concat always asks at random).",
     ),
     rounds: int = typer.Option(10, "--rounds", help="Question rounds after the opening."),
     dialogues: int = typer.Option(200, "--dialogues", help="Simulated dialogues (targets)."),
@@ -305,8 +309,14 @@ def run_command(
         raise InputError(f"--strategy repeats a value ({', '.join(labels)}); give each once")
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; pass a folder (it is created if missing)")
-    agents = [s for s in labels if s != "text"]
+    if "stitch" in labels:
+        raise InputError(
+            "--strategy stitch needs composed queries (a reference image and an edit); "
+            "measure it with `convir eval composed`"
+        )
+    agents = [s for s in labels if s != "concat"]
     factory = _agent_factory(agents[0]) if agents else None
+    modes = list(dict.fromkeys(q.value for q in questions))
 
     from convir.agents.resources import Resources
     from convir.evaluation.loop import run_dialogues, summarize, write_run_file, write_text
@@ -325,12 +335,14 @@ def run_command(
     assert resources.world is not None
     picks = np.random.default_rng(seed).choice(gallery_size, size=dialogues, replace=False)
     targets = {str(d): int(t) for d, t in enumerate(picks)}
-    systems = {  # built up front, so a bad agent configuration fails before any run
-        label: TextBaseline(resources, seed=seed, questions="random")
-        if label == "text"
-        else factory(resources, label, policy.value, questions.value)
-        for label in labels
-    }
+    systems: dict[str, Any] = {}  # built up front: a bad configuration fails before any run
+    for label in labels:
+        if label == "concat":
+            systems[label] = TextBaseline(resources, seed=seed, questions="random")
+            continue
+        for mode in modes:
+            name = label if len(modes) == 1 else f"{label}-{mode}"
+            systems[name] = factory(resources, label, policy.value, mode, seed=seed)
     summary: dict[str, Any] = {}
     for label, system in systems.items():
         user = TestbedUser(resources.world, targets, error_rate=error_rate, seed=seed)
@@ -340,8 +352,9 @@ def run_command(
         write_run_file(records, out / f"{label}.run.jsonl")
         scores = summarize(records, HITS_K, search_space_size=gallery_size)
         summary[label] = _summary_entry(scores, seconds, rounds)
-        if label != "text":
-            summary[label] |= {"policy": policy.value, "questions": questions.value}
+        if label != "concat":
+            mode = label.rpartition("-")[2] if len(modes) > 1 else modes[0]
+            summary[label] |= {"policy": policy.value, "questions": mode}
     write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     plot_hits(
         {label: s["hits_at_10"] for label, s in summary.items()},

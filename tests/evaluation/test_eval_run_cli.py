@@ -29,19 +29,19 @@ def tiny_run(tmp_path_factory):
 def test_run_writes_run_file_summary_and_plot(tiny_run):
     out, printed = tiny_run
     assert sorted(p.name for p in out.iterdir()) == [
+        "concat.run.jsonl",
         "hits_at_10.png",
         "summary.json",
-        "text.run.jsonl",
     ]
     summary = json.loads((out / "summary.json").read_text())
     assert summary == printed
-    text = summary["text"]
+    text = summary["concat"]
     assert set(text) >= {"hits_at_10", "recall_at_10", "bri", "dialogues"}
     assert text["dialogues"] == 4 and len(text["hits_at_10"]) == len(text["recall_at_10"]) == 3
     assert text["hits_at_10"] == sorted(text["hits_at_10"])  # cumulative
     assert all(0 <= h <= 1 for h in text["hits_at_10"] + text["recall_at_10"])
     assert 0 <= text["bri"] <= math.log(101)
-    run = read_chatir_run(out / "text.run.jsonl")
+    run = read_chatir_run(out / "concat.run.jsonl")
     assert len(run.dialogue_ids) == 4 and run.rounds == 3
     scores = score_chatir(run, 10, 100)
     assert [round(h, 4) for h in scores.hits_at_k] == text["hits_at_10"]
@@ -58,7 +58,7 @@ def test_same_seed_same_run_file(tiny_run, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "Hits@10 per round (4 dialogues, gallery 100)" in result.stdout
-    assert (again / "text.run.jsonl").read_text() == (out / "text.run.jsonl").read_text()
+    assert (again / "concat.run.jsonl").read_text() == (out / "concat.run.jsonl").read_text()
 
 
 @pytest.mark.parametrize(
@@ -70,6 +70,7 @@ def test_same_seed_same_run_file(tiny_run, tmp_path):
         (("--error-rate", "1.5"), "--error-rate must be between 0 and 1"),
         (("--workers", "0"), "--workers must be between 1 and 64"),
         (("--strategy", "text", "--strategy", "text"), "--strategy repeats a value"),
+        (("--strategy", "stitch"), "--strategy stitch needs composed queries"),
         (("--benchmark", "chatir"), "--benchmark chatir is not implemented yet"),
     ],
 )
@@ -88,8 +89,22 @@ def test_out_must_be_a_folder(tmp_path):
 
 def test_agent_strategies_say_when_the_agent_cannot_be_imported(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "convir.agent", None)  # import now raises ImportError
-    args = ["eval", "run", "--strategy", "text", "--strategy", "stitch", "--out", str(tmp_path)]
+    args = ["eval", "run", "--strategy", "concat", "--strategy", "dar", "--out", str(tmp_path)]
     result = CliRunner().invoke(app, args)
     assert isinstance(result.exception, InputError)
-    assert str(result.exception).startswith("strategy stitch is not available yet")
+    assert str(result.exception).startswith("strategy dar is not available yet")
     assert list(tmp_path.iterdir()) == []  # checked before any work
+
+
+def test_agent_systems_with_both_questioners_are_labelled_and_scored(tmp_path):
+    args = ["eval", "run", *TINY, "--strategy", "concat", "--strategy", "text"]
+    args += ["--questions", "info_gain", "--questions", "random", "--no-progress"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert list(summary) == ["concat", "text-info_gain", "text-random"]
+    assert summary["text-random"]["questions"] == "random"
+    assert summary["text-info_gain"]["policy"] == "rules"
+    for label in summary:
+        run = read_chatir_run(tmp_path / f"{label}.run.jsonl")
+        assert run.rounds == 3 and len(run.dialogue_ids) == 4
