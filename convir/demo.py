@@ -1,115 +1,89 @@
-"""``convir demo``: simulated dialogues on the testbed with the shipped models.
+"""``convir demo``: the agent in simulated dialogues on the testbed, with the shipped models.
 
-Until the agent lands this runs the ChatIR text-only baseline: the user opens with a
-partial caption, each round the system asks a question from the testbed's template menu
-(a fixed, non-adaptive questioner), the oracle user answers from the target's attributes,
-and the dialogue so far, joined with ", ", is the query (ChatIR protocol). Retrieval is
-real: the testbed CLIP embeds the whole gallery and every query.
+Each simulated user looks for one testbed image. With ``dar``/``text``/``auto`` it opens
+with a partial caption; with ``stitch`` it opens with a reference image and an edit (a
+testbed triplet). Every turn the agent refines, (generates,) retrieves, (reranks,) and asks
+the question that best splits its candidates; the user answers from the target's
+attributes (the testbed oracle). Prints one dialogue's full transcript and the cumulative
+Hits@10 per round over all dialogues (ChatIR protocol).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import numpy as np
 import typer
 
 from convir.errors import InputError
 
-
-@dataclass
-class DemoResult:
-    hits_at_10: list[float]
-    transcript: list[str]
-    dialogues: int
-    strategy: str = "text"
-
-
-def run_text_baseline(
-    gallery_size: int, dialogues: int, rounds: int, seed: int, progress: bool = True
-) -> DemoResult:
-    """Run ``dialogues`` simulated dialogues of ``rounds`` rounds; cumulative Hits@10."""
-    from tqdm import tqdm
-
-    from convir.index.faiss_index import GalleryIndex
-    from convir.models.embedder import load_embedder
-    from convir.testbed.captions import partial_caption
-    from convir.testbed.oracle import Oracle, candidate_questions
-    from convir.testbed.render import render
-    from convir.testbed.world import World
-
-    world = World(seed=seed, size=gallery_size)
-    embedder = load_embedder()
-    scenes = world.scenes()
-    gallery = np.concatenate(
-        [
-            embedder.encode_images([render(s) for s in scenes[i : i + 512]]).pooled.numpy()
-            for i in tqdm(range(0, len(scenes), 512), desc="embed gallery", disable=not progress)
-        ]
-    )
-    index = GalleryIndex.build(
-        gallery, [s.id for s in scenes], [s.id for s in scenes], factory="Flat"
-    )
-    rng = np.random.default_rng(seed)
-    targets = rng.choice(gallery_size, size=dialogues, replace=False)
-    oracle = Oracle()
-    menu = candidate_questions()
-    dialogs = [[partial_caption(scenes[t], rng)] for t in targets]
-    asked: list[set[int]] = [set() for _ in targets]
-    hit = np.zeros(dialogues, dtype=bool)
-    hits_per_round: list[float] = []
-    transcript: list[str] = []
-    for r in range(rounds + 1):
-        if r > 0:
-            for d, t in enumerate(targets):
-                q = int(rng.choice([i for i in range(len(menu)) if i not in asked[d]]))
-                asked[d].add(q)
-                dialogs[d].append(f"{menu[q].text} {oracle.answer(scenes[t], menu[q])}")
-        queries = [", ".join(dlg) for dlg in dialogs]
-        scores, positions = index.search(embedder.encode_text(queries).pooled.numpy(), gallery_size)
-        ranks = np.argmax(positions == targets[:, None], axis=1)  # Flat: every image is ranked
-        hit |= ranks < 10
-        hits_per_round.append(float(hit.mean()))
-        transcript.append(
-            f"round {r}: {'user' if r == 0 else 'Q/A'}: {dialogs[0][-1]}\n"
-            f"  target rank {int(ranks[0]) + 1}; top 3: "
-            + ", ".join(
-                f"{index.id_of(int(p))} ({s:.3f})"
-                for s, p in zip(scores[0, :3], positions[0, :3], strict=True)
-            )
-        )
-    return DemoResult(hits_per_round, transcript, dialogues)
+STRATEGIES = ("auto", "dar", "stitch", "text")
 
 
 def demo_command(
-    dialogues: int = typer.Option(50, "--dialogues", help="Simulated dialogues."),
-    rounds: int = typer.Option(10, "--rounds", help="Question rounds after the opening caption."),
-    seed: int = typer.Option(0, "--seed", help="Gallery and dialogue seed."),
+    strategy: str = typer.Option("auto", "--strategy", help="auto, dar, stitch or text."),
+    policy: str = typer.Option("rules", "--policy", help="rules, or llm (needs CONVIR_LLM_URL)."),
+    dialogues: int = typer.Option(40, "--dialogues", help="Simulated dialogues."),
+    rounds: int = typer.Option(10, "--rounds", help="Question rounds after the opening."),
+    seed: int = typer.Option(0, "--seed", help="Gallery, target and agent seed."),
     gallery_size: int = typer.Option(1000, "--gallery-size", help="Testbed images to search."),
+    workers: int = typer.Option(4, "--workers", help="Dialogues run at once (threads)."),
     as_json: bool = typer.Option(False, "--json", help="Print only a JSON summary."),
 ) -> None:
     """Simulated dialogues on the testbed: one transcript and Hits@10 per round."""
-    if not 1 <= dialogues <= gallery_size:
-        raise InputError(f"--dialogues must be between 1 and --gallery-size ({gallery_size})")
-    if not 0 <= rounds <= 50:
-        raise InputError(f"--rounds must be between 0 and 50, got {rounds}")
+    if strategy not in STRATEGIES:
+        raise InputError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if policy not in ("rules", "llm"):
+        raise InputError(f"--policy must be rules or llm, got {policy!r}")
     if not 100 <= gallery_size <= 100_000:
         raise InputError(f"--gallery-size must be between 100 and 100,000, got {gallery_size}")
-    result = run_text_baseline(gallery_size, dialogues, rounds, seed, progress=not as_json)
+    if not 1 <= dialogues <= gallery_size // 4:
+        raise InputError(f"--dialogues must be between 1 and {gallery_size // 4} (gallery / 4)")
+    if not 0 <= rounds <= 50:
+        raise InputError(f"--rounds must be between 0 and 50, got {rounds}")
+    if not 1 <= workers <= 64:
+        raise InputError(f"--workers must be between 1 and 64, got {workers}")
+
+    from convir.agent import build_agent
+    from convir.agents.resources import Resources
+    from convir.evaluation.loop import run_dialogues, summarize
+    from convir.evaluation.users import ComposedUser, TestbedUser
+
+    llm = None
+    if policy == "llm":
+        from convir.models.llm import OpenAICompatibleLLM
+
+        llm = OpenAICompatibleLLM()
+    resources = Resources.for_testbed(
+        gallery_size, seed, llm=llm, generator=strategy in ("auto", "dar"), progress=not as_json
+    )
+    world = resources.world
+    assert world is not None
+    rng = np.random.default_rng(seed)
+    pool = world.edited_indices() if strategy == "stitch" else range(gallery_size)
+    picks = rng.choice(np.asarray(pool), size=min(dialogues, len(pool)), replace=False)
+    targets = {f"demo-{n}": int(t) for n, t in enumerate(picks)}
+    user_type = ComposedUser if strategy == "stitch" else TestbedUser
+    user = user_type(world, targets, seed=seed)
+    agent = build_agent(resources, strategy, policy, seed=seed)
+    records = run_dialogues(agent, user, list(targets), rounds, workers, progress=not as_json)
+    hits = summarize(records, 10, search_space_size=gallery_size).hits_at_k
+    used = records[-1].strategy if records else strategy
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "hits_at_10": [round(h, 4) for h in result.hits_at_10],
-                    "strategy": result.strategy,
-                    "dialogues": result.dialogues,
-                }
-            )
-        )
+        out = {
+            "hits_at_10": [round(h, 4) for h in hits],
+            "strategy": used,
+            "dialogues": len(targets),
+        }
+        typer.echo(json.dumps(out))
         return
-    typer.echo("Transcript of dialogue 0 (text-only retrieval, ChatIR protocol):")
-    for line in result.transcript:
-        typer.echo(line)
-    typer.echo(f"\nHits@10 per round over {dialogues} dialogues, gallery of {gallery_size}:")
-    typer.echo("  " + "  ".join(f"r{r}={h:.3f}" for r, h in enumerate(result.hits_at_10)))
+    first = next(iter(targets))
+    target = user.target(first)
+    typer.echo(f"Transcript of {first} (target {target}, strategy {strategy}, policy {policy}):")
+    for line in agent.state(first).get("transcript", []):
+        typer.echo(f"  {line}")
+    rank = [r for r in records if r.dialogue_id == first]
+    found = [r.ranking.index(target) + 1 if target in r.ranking else None for r in rank]
+    typer.echo("  target rank per round: " + ", ".join(str(f or ">100") for f in found))
+    typer.echo(f"\nHits@10 per round over {len(targets)} dialogues, gallery of {gallery_size}:")
+    typer.echo("  " + "  ".join(f"r{r}={h:.3f}" for r, h in enumerate(hits)))

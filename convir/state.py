@@ -65,13 +65,13 @@ class AgentConfig(BaseModel):
     transition_scale: float = Field(
         1.0, ge=0.0, le=5.0, description="STiTch: lambda of the transition vector"
     )
-    ot_weight: float = Field(0.3, ge=0.0, le=1.0, description="OT share of the reranked score")
+    ot_weight: float = Field(0.2, ge=0.0, le=1.0, description="OT share of the reranked score")
     ot_top_n: int = Field(50, ge=1, le=1000, description="candidates reranked by OT")
     answer_weight: float = Field(
         1.0, ge=0.0, le=10.0, description="weight of the answers' log-likelihood in rescoring"
     )
     temperature: float = Field(
-        0.05, gt=0.0, le=1.0, description="cosine temperature of the candidate posterior"
+        0.1, gt=0.0, le=1.0, description="cosine temperature of the candidate posterior"
     )
     questions: Literal["info_gain", "random"] = Field(
         "info_gain", description="how ask_clarification picks: best split, or a random menu item"

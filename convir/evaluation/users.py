@@ -210,3 +210,27 @@ class LLMUser:
 
 
 __all__ = ["SimulatedUser", "TestbedUser", "ReplayUser", "LLMUser", "dialogue_seed", "UNKNOWN"]
+
+
+class ComposedUser(TestbedUser):
+    """Opens with a reference image and an edit (a testbed triplet), then answers like
+    :class:`TestbedUser` about the edited target. ``targets`` maps dialogue ids to the
+    scene index of an edited scene (one of ``world.edited_indices()``)."""
+
+    def __init__(
+        self, world: World, targets: Mapping[str, int], error_rate: float = 0.0, seed: int = 0
+    ) -> None:
+        from convir.testbed.edits import triplet_for
+
+        super().__init__(world, targets, error_rate, seed)
+        self._triplets = {d: triplet_for(world, i, seed) for d, i in self.targets.items()}
+        unedited = [d for d, t in self._triplets.items() if t is None]
+        if unedited:
+            raise InputError(
+                f"dialogue {unedited[0]!r}: scene {self.targets[unedited[0]]} is not an edit of "
+                "another scene; draw composed targets from world.edited_indices()"
+            )
+
+    def opening(self, dialogue_id: str) -> tuple[str, str | None]:
+        triplet = _lookup(self._triplets, dialogue_id, "triplet")
+        return triplet.text, triplet.reference  # type: ignore[attr-defined]

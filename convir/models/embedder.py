@@ -9,6 +9,7 @@ through the same call: ``open_clip.create_model_and_transforms(name, pretrained=
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
@@ -139,6 +140,7 @@ class OpenClipEmbedder:
         self.batch_size = batch_size
         self.name = model_name
         self.pretrained = pretrained
+        self._tokens_lock = threading.Lock()  # patch features flip a flag on the shared model
         proj = getattr(model, "text_projection", None)
         self.dim = int(proj.shape[1]) if proj is not None else int(model.visual.output_dim)
 
@@ -206,11 +208,12 @@ class OpenClipEmbedder:
                 return ImageFeatures(F.normalize(self.model.encode_image(pixels).float(), dim=-1))
             if not hasattr(visual, "output_tokens"):
                 raise ModelError(f"{self.name}: patch features need an open_clip ViT image tower")
-            visual.output_tokens = True
-            try:
-                pooled, toks = visual(pixels)
-            finally:
-                visual.output_tokens = False
+            with self._tokens_lock:
+                visual.output_tokens = True
+                try:
+                    pooled, toks = visual(pixels)
+                finally:
+                    visual.output_tokens = False
             if getattr(visual, "proj", None) is not None:
                 toks = toks @ visual.proj
             return ImageFeatures(
