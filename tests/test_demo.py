@@ -8,14 +8,16 @@ from convir.models.embedder import TESTBED_CHECKPOINT
 
 @pytest.mark.skipif(not TESTBED_CHECKPOINT.exists(), reason="testbed CLIP not trained yet")
 def test_demo_json_reports_cumulative_hits_per_round():
+    """The default strategy (auto: DAR for described targets) with generation, small."""
     proc = run_convir(
-        "demo", "--dialogues", 40, "--rounds", 4, "--gallery-size", 300, "--json", timeout=300
+        "demo", "--dialogues", 16, "--rounds", 4, "--gallery-size", 300, "--json", timeout=300
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert set(out) == {"hits_at_10", "strategy", "dialogues"}
+    assert out["strategy"] == "dar"
     hits = out["hits_at_10"]
-    assert len(hits) == 5 and out["dialogues"] == 40
+    assert len(hits) == 5 and out["dialogues"] == 16
     assert all(b >= a for a, b in zip(hits, hits[1:], strict=False)), "cumulative hits cannot drop"
     assert hits[0] > 10 / 300  # a partial caption already beats chance
 
@@ -23,3 +25,38 @@ def test_demo_json_reports_cumulative_hits_per_round():
 def test_demo_rejects_bad_arguments():
     proc = run_convir("demo", "--dialogues", 0, timeout=60)
     assert proc.returncode == 2 and "--dialogues" in proc.stderr
+
+
+@pytest.mark.skipif(not TESTBED_CHECKPOINT.exists(), reason="testbed CLIP not trained yet")
+def test_demo_stitch_prints_a_transcript_with_ot_rerank():
+    proc = run_convir(
+        "demo",
+        "--strategy",
+        "stitch",
+        "--dialogues",
+        6,
+        "--rounds",
+        2,
+        "--gallery-size",
+        300,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "ot_rerank: top 50 rescored" in proc.stdout
+    assert "refine_query (target caption by rules)" in proc.stdout
+    assert "Hits@10 per round over 6 dialogues, gallery of 300" in proc.stdout
+    hits = [float(x.split("=")[1]) for x in proc.stdout.split()[-3:]]
+    assert hits == sorted(hits) and hits[-1] > 0.5  # composed queries find most targets
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--strategy", "best"), "--strategy must be one of"),
+        (("--policy", "magic"), "--policy must be rules or llm"),
+        (("--dialogues", 1000), "--dialogues must be between 1 and 250"),
+    ],
+)
+def test_demo_option_errors_are_one_line(args, message):
+    proc = run_convir("demo", *args, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: {message}")
