@@ -13,6 +13,7 @@ from convir.demo import demo_command
 from convir.errors import ConvirError
 from convir.evaluation.cli import data_app, eval_app
 from convir.index.cli import index_command, search_command
+from convir.server.cli import serve_command
 from convir.testbed.cli import testbed_app
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.command("index")(index_command)
 app.command("search")(search_command)
 app.command("demo")(demo_command)
 app.command("chat")(chat_command)
+app.command("serve")(serve_command)
 
 
 def main() -> None:

@@ -1,0 +1,317 @@
+"""The FastAPI app: sessions, messages (plain or streamed), transcripts, images, uploads.
+
+Importing this module imports FastAPI; only ``convir serve`` and the tests do.
+
+One :class:`~convir.agent.ConvirAgent` serves every session; a session id is the agent's
+thread id, so whatever checkpointer the agent has (SQLite for ``convir serve``) is where
+sessions live, and a restarted server picks them up where they were. Every error is JSON
+``{"detail": "..."}`` saying what to do next; nothing a client sends is ever used as a
+file path (images are looked up by gallery id, uploads by a server-made id).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, File, HTTPException, Path, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+
+from convir.errors import ConvirError, InputError
+from convir.server.auth import COOKIE, key_matches, presented_keys
+from convir.server.busy import BusySessions, SessionBusyError
+from convir.server.models import (
+    ID_PATTERN,
+    Health,
+    MessageIn,
+    Problem,
+    Result,
+    SessionIn,
+    SessionOut,
+    TurnOut,
+    UploadOut,
+)
+from convir.server.streaming import run_turn
+from convir.server.uploads import MAX_UPLOAD_BYTES, UploadStore, UploadTooLargeError
+
+if TYPE_CHECKING:
+    from convir.agent import ConvirAgent
+    from convir.agents.resources import Resources
+    from convir.turn import TurnResult
+
+STATIC = ("index.html", "app.js", "style.css")  # the only files the server ever reads
+MEDIA = {"html": "text/html; charset=utf-8", "js": "text/javascript", "css": "text/css"}
+SessionId = Annotated[str, Path(pattern=ID_PATTERN, description="from POST /sessions")]
+UploadId = Annotated[str, Path(pattern=ID_PATTERN, description="from POST /uploads")]
+Top = Annotated[int, Query(ge=1, le=100, description="results returned")]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem} for code in (400, 401, 404, 409, 413, 422)
+}
+
+
+def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = None) -> FastAPI:
+    """The app around one agent; with ``api_key`` every endpoint demands it (else 401)."""
+    busy = BusySessions()
+    uploads = UploadStore(resources.embedder)
+    index = resources.index
+
+    def check_key(request: Request) -> None:
+        if api_key is None:
+            return
+        offered = presented_keys(
+            dict(request.headers),
+            dict(request.cookies),
+            dict(request.query_params),
+            request.url.path,
+        )
+        if not key_matches(api_key, offered):
+            raise HTTPException(
+                401,
+                "missing or wrong API key: send the header X-API-Key (or open /?api_key=KEY)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    app = FastAPI(
+        title="convir",
+        version="0.1.0",
+        summary="Conversational image retrieval: describe an image, answer questions, get results.",
+        dependencies=[Depends(check_key)],
+        responses=ERRORS,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+            parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        detail = "; ".join(parts) or "invalid request"
+        return JSONResponse({"detail": f"{detail} (see /docs for the request format)"}, 422)
+
+    @app.exception_handler(ConvirError)
+    async def refused(request: Request, exc: ConvirError) -> JSONResponse:
+        status = 413 if isinstance(exc, UploadTooLargeError) else 400
+        status = 409 if isinstance(exc, SessionBusyError) else status
+        return JSONResponse({"detail": str(exc)}, status)
+
+    def results(ids: list[str], scores: list[float], top: int) -> list[Result]:
+        return [
+            Result(id=i, score=float(s), image_url=image_url(i))
+            for i, s in zip(ids[:top], scores[:top], strict=False)
+        ]
+
+    def turn_out(session_id: str, result: TurnResult, top: int) -> TurnOut:
+        state = agent.state(session_id)
+        return TurnOut(
+            session_id=session_id,
+            turn=int(state.get("turn", 0)),
+            results=results(result.ranking, result.scores, top),
+            question=result.question,
+            strategy=result.strategy,
+            query=result.query,
+            reference_id=state.get("reference_id"),
+            transcript=result.transcript,
+        )
+
+    def existing(session_id: str) -> dict:
+        state = agent.state(session_id)
+        if not state:
+            raise HTTPException(404, f"no session {session_id}; create one with POST /sessions")
+        return state
+
+    def check_reference(reference_id: str | None) -> None:
+        if reference_id is None:
+            return
+        try:
+            index.position_of(reference_id)
+        except KeyError:
+            raise InputError(
+                f"reference_id {reference_id!r} is not in the gallery; pass the id of an "
+                f"image a search returned (e.g. {index.id_of(0)!r})"
+            ) from None
+
+    def begin(body: SessionIn) -> tuple[str, Any]:
+        """A new session id and its first turn's events (checked, not yet run)."""
+        check_reference(body.reference_id)
+        session_id = uuid.uuid4().hex
+        busy.claim(session_id)
+        try:
+            return session_id, agent.start_stream(session_id, body.message, body.reference_id)
+        except BaseException:
+            busy.release(session_id)
+            raise
+
+    def follow(session_id: str, body: MessageIn) -> Any:
+        busy.claim(session_id)
+        try:
+            existing(session_id)
+            return agent.reply_stream(session_id, body.message)
+        except BaseException:
+            busy.release(session_id)
+            raise
+
+    def finish(session_id: str, events: Any, top: int) -> TurnOut:
+        try:
+            result = None
+            for event in events:
+                result = event
+            return turn_out(session_id, result, top)
+        finally:
+            busy.release(session_id)
+
+    @app.get("/health", tags=["meta"])
+    def health() -> Health:
+        """Is the server up, and what does it search."""
+        kind = type(agent.checkpointer).__name__.lower()
+        kind = next((k for k in ("sqlite", "postgres") if k in kind), "memory")
+        return Health(
+            gallery_size=index.count,
+            strategy=agent.config.strategy,
+            checkpoint=kind,
+            turns_running=len(busy),
+        )
+
+    @app.post("/sessions", status_code=201, tags=["sessions"])
+    def create_session(body: SessionIn, top: Top = 12) -> TurnOut:
+        """Open a conversation with its first message; answers with the first results."""
+        session_id, events = begin(body)
+        return finish(session_id, events, top)
+
+    @app.post("/sessions/{session_id}/messages", tags=["sessions"])
+    def post_message(session_id: SessionId, body: MessageIn, top: Top = 12) -> TurnOut:
+        """The next message: the answer to the pending question, or a new detail."""
+        return finish(session_id, follow(session_id, body), top)
+
+    sse_doc = {200: {"content": {"text/event-stream": {}}, "description": "SSE: node..., result"}}
+
+    @app.post("/sessions/stream", tags=["sessions"], responses=sse_doc)
+    def create_session_stream(body: SessionIn, top: Top = 12) -> StreamingResponse:
+        """Like POST /sessions, as Server-Sent Events: ``session``, ``node`` per finished
+        step, then ``result`` (a TurnOut) or ``error``."""
+        session_id, events = begin(body)
+        stream = run_turn(
+            events,
+            lambda r: turn_out(session_id, r, top).model_dump(),
+            lambda: busy.release(session_id),
+            top,
+            first={"session_id": session_id},
+        )
+        return StreamingResponse(stream, media_type="text/event-stream", headers=_NO_CACHE)
+
+    @app.post("/sessions/{session_id}/messages/stream", tags=["sessions"], responses=sse_doc)
+    def post_message_stream(
+        session_id: SessionId, body: MessageIn, top: Top = 12
+    ) -> StreamingResponse:
+        """Like POST /sessions/{id}/messages, as Server-Sent Events (``node``..., ``result``)."""
+        events = follow(session_id, body)
+        stream = run_turn(
+            events,
+            lambda r: turn_out(session_id, r, top).model_dump(),
+            lambda: busy.release(session_id),
+            top,
+        )
+        return StreamingResponse(stream, media_type="text/event-stream", headers=_NO_CACHE)
+
+    @app.get("/sessions/{session_id}", tags=["sessions"])
+    def get_session(session_id: SessionId, top: Top = 12) -> SessionOut:
+        """The conversation so far: dialogue, every step, current results, pending question."""
+        state = existing(session_id)
+        return SessionOut(
+            session_id=session_id,
+            turn=int(state.get("turn", 0)),
+            dialogue=list(state.get("dialogue", [])),
+            transcript=list(state.get("transcript", [])),
+            results=results(list(state.get("candidates", [])), list(state.get("scores", [])), top),
+            question=agent.pending_question(session_id),
+            strategy=state.get("strategy", "dar"),
+            query=state.get("query", ""),
+            reference_id=state.get("reference_id"),
+        )
+
+    png = {200: {"content": {"image/png": {}}, "description": "the image"}}
+
+    @app.get("/images/{image_id:path}", tags=["images"], response_class=Response, responses=png)
+    def get_image(image_id: str) -> Response:
+        """A gallery image by its id (the ids results carry), as PNG."""
+        try:
+            position = index.position_of(image_id)
+        except KeyError:
+            raise HTTPException(
+                404, f"no gallery image {image_id!r}; use an id from results"
+            ) from None
+        return Response(_png(resources, position), media_type="image/png", headers=_CACHE)
+
+    @app.post("/uploads", status_code=201, tags=["images"])
+    async def upload(request: Request, file: UploadFile = File(...)) -> UploadOut:
+        """Store a reference image (PNG, JPEG...); answers with the closest gallery images."""
+        import anyio
+
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_UPLOAD_BYTES + 64 * 1024:
+            raise UploadTooLargeError(
+                f"upload is {int(length):,} bytes, limit {MAX_UPLOAD_BYTES:,}; send a smaller image"
+            )
+        data = await file.read(MAX_UPLOAD_BYTES + 1)
+        item = await anyio.to_thread.run_sync(uploads.add, data)
+        scores, positions = index.search(item.vector[None, :], 12)
+        found = [
+            (index.id_of(p), s) for p, s in zip(positions[0], scores[0], strict=True) if p >= 0
+        ]
+        return UploadOut(
+            upload_id=item.id,
+            width=item.width,
+            height=item.height,
+            image_url=f"/uploads/{item.id}",
+            nearest=results([i for i, _ in found], [float(s) for _, s in found], 12),
+        )
+
+    @app.get("/uploads/{upload_id}", tags=["images"], response_class=Response, responses=png)
+    def get_upload(
+        upload_id: UploadId,
+    ) -> Response:
+        """An uploaded image as the server stored it (re-encoded PNG)."""
+        item = uploads.get(upload_id)
+        if item is None:
+            raise HTTPException(404, f"no upload {upload_id}; uploads are kept in memory only")
+        return Response(item.png, media_type="image/png", headers=_CACHE)
+
+    @app.get("/", include_in_schema=False)
+    def page(request: Request) -> Response:
+        if api_key is not None and "api_key" in request.query_params:
+            response = RedirectResponse("/", 303)
+            response.set_cookie(COOKIE, api_key, httponly=True, samesite="strict")
+            return response
+        return _static("index.html")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        if name not in STATIC:
+            raise HTTPException(404, f"no static file {name!r}")
+        return _static(name)
+
+    return app
+
+
+def image_url(image_id: str) -> str:
+    return "/images/" + quote(image_id, safe="/")
+
+
+_CACHE = {"Cache-Control": "private, max-age=3600"}
+_NO_CACHE = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _png(resources: Resources, position: int) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    resources.load_image(position).convert("RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _static(name: str) -> Any:
+    from importlib.resources import files
+
+    body = files("convir.server").joinpath("static", name).read_bytes()
+    return Response(body, media_type=MEDIA[name.rsplit(".", 1)[1]])

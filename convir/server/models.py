@@ -1,0 +1,110 @@
+"""Request and response bodies of the HTTP API (they are the OpenAPI schema too).
+
+Limits live here, next to the fields they guard, so the schema tells a client about them
+before it sends anything: a message is at most :data:`MAX_MESSAGE_CHARS` characters (the
+agent's own cap, so the server rejects instead of cutting silently).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from convir.state import MAX_MESSAGE_CHARS
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # session and upload ids (server-made)
+
+
+def _clean_text(text: str) -> str:
+    """Reject text a person cannot have meant (lone surrogates, control bytes, blanks)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("message is not valid Unicode text; send UTF-8") from None
+    if any(ord(c) < 32 and c not in "\t\n\r" for c in text) or "\x7f" in text:
+        raise ValueError("message holds control characters; send plain text")
+    if not text.strip():
+        raise ValueError("message is empty; describe the image you look for")
+    return text
+
+
+class MessageIn(BaseModel):
+    """The user's next message: an answer to the pending question, or a new remark."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: Annotated[str, AfterValidator(_clean_text)] = Field(
+        max_length=MAX_MESSAGE_CHARS, description="plain text"
+    )
+
+
+class SessionIn(MessageIn):
+    """The opening message; with ``reference_id`` it edits that image (a composed query)."""
+
+    reference_id: str | None = Field(
+        None,
+        max_length=1000,
+        description="gallery id of a reference image to edit (e.g. one a search returned)",
+    )
+
+
+class Result(BaseModel):
+    """One ranked gallery image."""
+
+    id: str
+    score: float
+    image_url: str = Field(description="GET it for the PNG")
+
+
+class TurnOut(BaseModel):
+    """What one message produced: ranked images, maybe a question, and the turn's log."""
+
+    session_id: str
+    turn: int = Field(description="0 for the opening message, +1 per reply")
+    results: list[Result]
+    question: str | None = Field(None, description="answer it by posting the next message")
+    strategy: str = Field(description="dar, stitch or text: how this turn retrieved")
+    query: str = Field("", description="the text query the turn searched with")
+    reference_id: str | None = None
+    transcript: list[str] = Field(description="this turn's steps, one line each")
+
+
+class SessionOut(BaseModel):
+    """A conversation as checkpointed: everything said and done, and its current results."""
+
+    session_id: str
+    turn: int
+    dialogue: list[str] = Field(description="opening message, then 'question? answer' pairs")
+    transcript: list[str] = Field(description="every step of every turn so far")
+    results: list[Result]
+    question: str | None = Field(None, description="the question waiting for an answer")
+    strategy: str
+    query: str = ""
+    reference_id: str | None = None
+
+
+class UploadOut(BaseModel):
+    """A stored, verified upload and the gallery images that look most like it."""
+
+    upload_id: str
+    width: int
+    height: int
+    image_url: str
+    nearest: list[Result] = Field(
+        description="closest gallery images; pass one as reference_id to edit it"
+    )
+
+
+class Health(BaseModel):
+    status: str = "ok"
+    gallery_size: int
+    strategy: str
+    checkpoint: str = Field(description="memory, sqlite or postgres")
+    turns_running: int
+
+
+class Problem(BaseModel):
+    """Every error: ``detail`` says what went wrong and what to do next."""
+
+    detail: str

@@ -1,0 +1,200 @@
+// The chat page: one conversation at a time, each turn streamed from the server (SSE over
+// fetch, since EventSource cannot POST). Plain JS, no build step; every request is
+// same-origin, so an API-key cookie (set by opening /?api_key=KEY) rides along.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const log = $("log");
+let session = null; // id of the current conversation, null before the first message
+let reference = null; // gallery id the next message edits (starts a new conversation)
+let running = false;
+
+function el(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function status(text) {
+  $("status").textContent = text || "";
+}
+
+function scrollDown() {
+  log.scrollTop = log.scrollHeight;
+}
+
+function grid(results) {
+  const box = el("div", "results");
+  for (const r of results) {
+    const fig = el("figure");
+    const img = el("img");
+    img.src = r.image_url;
+    img.alt = r.id;
+    img.loading = "lazy";
+    img.title = `${r.id} (score ${r.score.toFixed(2)}): click to edit this image`;
+    fig.append(img, el("figcaption", "", r.id));
+    fig.addEventListener("click", () => pickReference(r.id, r.image_url, fig));
+    box.append(fig);
+  }
+  return box;
+}
+
+function pickReference(id, url, fig) {
+  document.querySelectorAll("figure.picked").forEach((f) => f.classList.remove("picked"));
+  if (fig) fig.classList.add("picked");
+  reference = id;
+  $("reference-id").textContent = id;
+  $("reference-img").src = url;
+  $("reference").hidden = false;
+  $("message").placeholder = "how should it change? e.g. make the circle blue";
+  $("message").focus();
+}
+
+function clearReference() {
+  reference = null;
+  $("reference").hidden = true;
+  $("message").placeholder = "your answer, or another detail";
+  document.querySelectorAll("figure.picked").forEach((f) => f.classList.remove("picked"));
+}
+
+function showTurn(box, turn) {
+  box.querySelector(".steps").textContent = turn.transcript.length + " steps";
+  const meta = el("div", "meta");
+  const badge = el("span", "strategy", turn.strategy);
+  badge.title = "how this turn searched: dar (text + generated image), stitch (edit of a reference), text";
+  meta.append("turn " + turn.turn + " · ", badge, " · query: " + (turn.query || "-"));
+  box.append(meta, grid(turn.results));
+  const q = el("div", "question", turn.question || "(no question; add a detail, or start a new search)");
+  box.append(q);
+  $("message").placeholder = turn.question ? "your answer" : "another detail";
+}
+
+// POST and read the Server-Sent Events the turn sends: node..., then result or error.
+async function streamTurn(url, body, box) {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+    body: JSON.stringify(body),
+  });
+  if (!response.ok) {
+    let detail = response.statusText;
+    try {
+      detail = (await response.json()).detail;
+    } catch (e) { /* not JSON */ }
+    throw new Error(`${response.status}: ${detail}`);
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let result = null;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const chunk = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let event = "message";
+      let data = "";
+      for (const line of chunk.split("\n")) {
+        if (line.startsWith("event: ")) event = line.slice(7);
+        else if (line.startsWith("data: ")) data += line.slice(6);
+      }
+      const payload = data ? JSON.parse(data) : {};
+      if (event === "session") session = payload.session_id;
+      else if (event === "node") box.querySelector(".steps").textContent += " [" + payload.node + "]";
+      else if (event === "result") result = payload;
+      else if (event === "error") throw new Error(payload.detail);
+    }
+  }
+  if (!result) throw new Error("the stream ended without a result; try again");
+  return result;
+}
+
+async function send(text) {
+  running = true;
+  $("send").disabled = true;
+  const editing = reference;
+  const user = el("div", "user", text);
+  if (editing) user.textContent = `edit ${editing}: ${text}`;
+  const box = el("div", "turn");
+  box.append(el("div", "steps", "working…"));
+  log.append(user, box);
+  scrollDown();
+  status("");
+  try {
+    let turn;
+    if (editing || !session) {
+      session = null;
+      const body = { message: text };
+      if (editing) body.reference_id = editing;
+      turn = await streamTurn("/sessions/stream", body, box);
+      clearReference();
+    } else {
+      turn = await streamTurn(`/sessions/${session}/messages/stream`, { message: text }, box);
+    }
+    showTurn(box, turn);
+    status(`session ${turn.session_id}`);
+  } catch (err) {
+    box.append(el("div", "error", String(err.message || err)));
+  } finally {
+    running = false;
+    $("send").disabled = false;
+    scrollDown();
+  }
+}
+
+async function upload(file) {
+  const form = new FormData();
+  form.append("file", file);
+  status("uploading…");
+  const response = await fetch("/uploads", { method: "POST", body: form });
+  const body = await response.json().catch(() => ({ detail: response.statusText }));
+  if (!response.ok) {
+    status(`upload refused: ${body.detail}`);
+    return;
+  }
+  const box = el("div", "turn");
+  const img = el("img");
+  img.src = body.image_url;
+  img.style.maxWidth = "120px";
+  box.append(
+    el("div", "meta", "your upload, and the gallery images closest to it: click one to edit it"),
+    img,
+    grid(body.nearest),
+  );
+  log.append(box);
+  status("");
+  scrollDown();
+}
+
+$("form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const text = $("message").value.trim();
+  if (!text || running) return;
+  $("message").value = "";
+  send(text);
+});
+$("reference-clear").addEventListener("click", clearReference);
+$("new").addEventListener("click", () => {
+  session = null;
+  clearReference();
+  $("message").placeholder = "a red circle on a blue background";
+  log.append(el("hr"));
+  status("new search: describe the image you look for");
+});
+$("upload").addEventListener("change", (ev) => {
+  if (ev.target.files.length) upload(ev.target.files[0]);
+  ev.target.value = "";
+});
+
+fetch("/health")
+  .then((r) => r.json())
+  .then((h) => {
+    $("about").textContent = `${h.gallery_size} images · strategy ${h.strategy} · sessions in ${h.checkpoint}`;
+  })
+  .catch(() => {
+    $("about").textContent = "server unreachable";
+  });
