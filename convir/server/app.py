@@ -15,7 +15,7 @@ import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, File, HTTPException, Path, Query, Request, UploadFile
+from fastapi import FastAPI, File, HTTPException, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
@@ -57,29 +57,33 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
     uploads = UploadStore(resources.embedder)
     index = resources.index
 
-    def check_key(request: Request) -> None:
-        if api_key is None:
-            return
-        offered = presented_keys(
-            dict(request.headers),
-            dict(request.cookies),
-            dict(request.query_params),
-            request.url.path,
-        )
-        if not key_matches(api_key, offered):
-            raise HTTPException(
-                401,
-                "missing or wrong API key: send the header X-API-Key (or open /?api_key=KEY)",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-
     app = FastAPI(
         title="convir",
         version="0.1.0",
         summary="Conversational image retrieval: describe an image, answer questions, get results.",
-        dependencies=[Depends(check_key)],
         responses=ERRORS,
     )
+
+    @app.middleware("http")
+    async def check_key(request: Request, call_next: Any) -> Response:
+        """Every path (API, page, images, /docs, /openapi.json) needs the key when one is set."""
+        if api_key is not None:
+            offered = presented_keys(
+                dict(request.headers),
+                dict(request.cookies),
+                dict(request.query_params),
+                request.url.path,
+            )
+            if not key_matches(api_key, offered):
+                return JSONResponse(
+                    {
+                        "detail": "missing or wrong API key: send the header X-API-Key "
+                        "(in a browser, open /?api_key=KEY once)"
+                    },
+                    401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        return await call_next(request)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
