@@ -59,12 +59,14 @@ function clearReference() {
 }
 
 function showTurn(box, turn) {
-  box.querySelector(".steps").textContent = turn.transcript.length + " steps";
+  const details = el("details", "transcript");
+  details.append(el("summary", "", "what the agent did"));
+  for (const line of turn.transcript) details.append(el("div", "", line));
   const meta = el("div", "meta");
   const badge = el("span", "strategy", turn.strategy);
   badge.title = "how this turn searched: dar (text + generated image), stitch (edit of a reference), text";
   meta.append("turn " + turn.turn + " · ", badge, " · query: " + (turn.query || "-"));
-  box.append(meta, grid(turn.results));
+  box.append(meta, grid(turn.results), details);
   const q = el("div", "question", turn.question || "(no question; add a detail, or start a new search)");
   box.append(q);
   $("message").placeholder = turn.question ? "your answer" : "another detail";
@@ -104,7 +106,11 @@ async function streamTurn(url, body, box) {
       }
       const payload = data ? JSON.parse(data) : {};
       if (event === "session") session = payload.session_id;
-      else if (event === "node") box.querySelector(".steps").textContent += " [" + payload.node + "]";
+      else if (event === "node") {
+        const steps = box.querySelector(".steps");
+        if (steps.textContent === "working…") steps.textContent = "steps:";
+        steps.textContent += " [" + payload.node + "]";
+      }
       else if (event === "result") result = payload;
       else if (event === "error") throw new Error(payload.detail);
     }

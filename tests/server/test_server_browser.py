@@ -1,0 +1,79 @@
+"""The web page in headless Chromium (Playwright driving the system's /usr/bin/chromium).
+
+Skipped when Playwright or a Chromium binary is missing; CI installs Debian's chromium.
+"""
+
+import shutil
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH")
+
+
+def result_ids(page):
+    return (
+        page.locator(".turn")
+        .last.locator(".results img")
+        .evaluate_all("imgs => imgs.map(i => i.alt)")
+    )
+
+
+def images_loaded(page):
+    """Every result image of the last turn has decoded (naturalWidth > 0)."""
+    page.wait_for_function(
+        """() => {
+            const imgs = [...document.querySelectorAll('.turn:last-of-type .results img')];
+            return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);
+        }""",
+        timeout=30_000,
+    )
+
+
+def test_chat_page_shows_results_asks_and_refines(serve_cli):
+    with (
+        serve_cli("--checkpoint", "memory") as (url, _),
+        sync_api.sync_playwright() as play,
+    ):
+        browser = play.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+        )
+        try:
+            page = browser.new_page()
+            errors = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(url)
+            page.wait_for_function(
+                "document.getElementById('about').textContent.includes('60 images')"
+            )
+
+            page.fill("#message", "a red circle")
+            page.click("#send")
+            page.wait_for_selector(".turn .question", timeout=60_000)
+            images_loaded(page)
+            first = result_ids(page)
+            question = page.locator(".turn .question").last.inner_text()
+            assert len(first) == 12 and question.endswith("?")
+            assert page.locator(".turn .strategy").last.inner_text() == "text"
+            assert "[retrieve]" in page.locator(".turn .steps").last.inner_text()
+
+            page.fill("#message", "blue")
+            page.click("#send")
+            page.wait_for_function("document.querySelectorAll('.turn .question').length == 2")
+            images_loaded(page)
+            assert result_ids(page) != first
+            assert page.locator(".turn .question").last.inner_text() != question
+
+            page.locator(".turn").last.locator(".results figure").nth(2).click()
+            picked = page.inner_text("#reference-id")
+            assert page.is_visible("#reference") and picked == result_ids(page)[2]
+            page.fill("#message", "make it green")
+            page.click("#send")
+            page.wait_for_function("document.querySelectorAll('.turn .question').length == 3")
+            images_loaded(page)
+            assert page.locator(".user").last.inner_text() == f"edit {picked}: make it green"
+            assert page.is_hidden("#reference") and picked not in result_ids(page)
+            assert not errors, errors
+        finally:
+            browser.close()
