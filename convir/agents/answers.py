@@ -12,7 +12,8 @@ candidate pool, of each image's best positive cosine, so an image that matches n
 option better than a typical image does leans to "nothing".
 
 The testbed's question templates (``convir.testbed.oracle``) give the menu and its options;
-a gallery without a menu asks no information-gain questions (the LLM may still ask).
+with an LLM, its proposals (question + options, ``ask_question`` prompt) join the menu, so a
+real gallery gets questions too.
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from pydantic import BaseModel, Field
 
+from convir.errors import LLMError
 from convir.models.refiner import split_turn, turn_to_fact
 
 if TYPE_CHECKING:
     from convir.models.embedder import Embedder
+    from convir.models.llm import LLM
     from convir.testbed.oracle import Question
 
 
@@ -109,6 +113,46 @@ def already_answered(askable: Askable, dialogue: list[str]) -> bool:
         return True
     facts = (fact(askable.text, o) for o in askable.options)
     return any(f and len(f.split()) > 1 and f.lower() in text for f in facts)
+
+
+class ProposedQuestion(BaseModel):
+    question: str = Field(min_length=3, max_length=200)
+    options: list[str] = Field(min_length=2, max_length=8)
+
+
+class ProposedQuestions(BaseModel):
+    """The JSON schema of the ``ask_question`` prompt's reply."""
+
+    questions: list[ProposedQuestion] = Field(max_length=5)
+
+
+def llm_questions(
+    llm: LLM, dialogue: list[str], candidate_captions: list[str]
+) -> tuple[list[Askable], str]:
+    """Questions (with their answer options) proposed by the LLM, and a note for the log.
+
+    They join the menu and compete on information gain like template questions; an LLM
+    failure just leaves the menu as it was.
+    """
+    from convir.prompts import load_prompt
+
+    prompt = load_prompt("ask_question").render(
+        dialogue="\n".join(f"- {t[:300]}" for t in dialogue[-8:]),
+        candidates="\n".join(f"{i + 1}. {c[:200]}" for i, c in enumerate(candidate_captions[:10])),
+    )
+    try:
+        reply = llm.complete([{"role": "user", "content": prompt}], schema=ProposedQuestions)
+    except LLMError as exc:
+        return [], f"LLM questions failed ({type(exc).__name__})"
+    assert isinstance(reply, ProposedQuestions)
+    asks = [
+        Askable(
+            q.question.strip().lower().rstrip("?") + "?",
+            tuple(dict.fromkeys(o.strip().lower() for o in q.options if o.strip())),
+        )
+        for q in reply.questions
+    ]
+    return [a for a in asks if len(a.options) >= 2], f"LLM proposed {len(asks)}"
 
 
 class AnswerModel:

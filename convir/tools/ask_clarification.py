@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from convir.agents.answers import Askable, already_answered, information_gain, menu_for_testbed
+from convir.agents.answers import (
+    Askable,
+    already_answered,
+    information_gain,
+    llm_questions,
+    menu_for_testbed,
+)
 from convir.state import MAX_MESSAGE_CHARS, AgentConfig, ConvState
 
 if TYPE_CHECKING:
@@ -96,6 +102,13 @@ def node(
         scores = np.asarray(state.get("scores", [])[: len(ids)], dtype=np.float64)
         seed = _stable_seed(config.seed, dialogue[:1], state.get("turn", 0))
         menu = menu_for_testbed(dialogue) if resources.world is not None else []
+        note = ""
+        if resources.llm is not None and config.questions == "info_gain":
+            captions = resources.captions or []
+            proposed, note = llm_questions(
+                resources.llm, dialogue, [captions[p] for p in positions[:10]] if captions else ids
+            )
+            menu = proposed + menu
         question, gain = choose_question(
             menu, dialogue, asked, X, scores, answers, mode=config.questions, seed=seed
         )
@@ -104,7 +117,7 @@ def node(
             return {
                 "steps": steps,
                 "next_action": "finish",
-                "transcript": ["ask_clarification: nothing left to ask"],
+                "transcript": [f"ask_clarification: nothing left to ask {note}".strip()],
             }
         answer = clean_answer(interrupt({"question": question.text}))
         return {
@@ -114,7 +127,7 @@ def node(
             "turn": state.get("turn", 0) + 1,
             "steps": [],
             "transcript": [
-                f"ask_clarification ({config.questions}, gain {gain:.3f} nats): "
+                f"ask_clarification ({config.questions}, gain {gain:.3f} nats{'; ' + note if note else ''}): "
                 f"{question.text!r} -> {answer!r}"
             ],
         }

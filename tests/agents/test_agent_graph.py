@@ -166,3 +166,30 @@ def test_a_looping_policy_is_stopped_by_the_step_limit(testbed):
     result = agent.start("loop", "a blue star")
     assert "policy: step limit, finish" in result.transcript
     assert sum(line.startswith("retrieve") for line in result.transcript) == 4
+
+
+def test_llm_proposed_questions_are_asked_on_a_gallery_without_templates(testbed):
+    """No testbed menu (a real gallery): the LLM's proposals are the menu, chosen by gain."""
+    from dataclasses import replace
+
+    from convir.agents.answers import ProposedQuestions
+
+    proposals = {
+        "questions": [
+            {"question": "What colour is the background?", "options": ["white", "beige", "gray"]},
+            {"question": "Is it a photo?", "options": ["yes", "yes, a photo"]},
+        ]
+    }
+
+    def reply(messages, schema):
+        return proposals if schema is ProposedQuestions else "a red circle"
+
+    llm = ScriptedLLM(reply)
+    gallery = replace(testbed, world=None, llm=llm)
+    agent = ConvirAgent(gallery, RulePolicy(), AgentConfig(strategy="text"))
+    result = agent.start("p1", "a red circle")
+    # the background splits the candidates; the photo question cannot (same fact either way)
+    assert result.question == "what colour is the background?"
+    answered = agent.reply("p1", "white")  # the asking node logs when it resumes
+    assert any("LLM proposed 2" in line for line in answered.transcript)
+    assert agent.state("p1")["dialogue"][1] == "what colour is the background? white"

@@ -49,7 +49,7 @@ def test_policy_prompt_names_every_tool_and_strategy():
 
 def test_missing_extra_and_none_variables_are_errors():
     p = load_prompt("ask_question")
-    with pytest.raises(InputError, match=r"ask_question@v1.*missing candidates"):
+    with pytest.raises(InputError, match=r"ask_question@v2.*missing candidates"):
         p.render(dialogue="a red circle")
     with pytest.raises(InputError, match="unexpected dialog"):
         p.render(dialogue="d", candidates="c", dialog="typo")
