@@ -1,5 +1,9 @@
 """Server fixtures: an in-process app on a 200-image testbed (no generator), and a real
-``convir serve`` subprocess on a free port for the tests that kill or browse it."""
+``convir serve`` subprocess on a free port for the tests that kill or browse it.
+
+A conftest cannot skip, so each test module skips itself when the server extra is missing
+(``pytest.importorskip("fastapi")``).
+"""
 
 import os
 import signal
@@ -14,11 +18,11 @@ import pytest
 
 from convir.models.embedder import TESTBED_CHECKPOINT
 
-pytest.importorskip("fastapi", reason="the server extra is not installed: pip install '.[server]'")
-pytest.importorskip("httpx")
 
-if not TESTBED_CHECKPOINT.exists():
-    pytest.skip("testbed CLIP not trained yet", allow_module_level=True)
+def needs_testbed():
+    if not TESTBED_CHECKPOINT.exists():
+        pytest.skip("testbed CLIP not trained yet")
+
 
 SERVE_GALLERY = ("--gallery-size", "60", "--no-generate", "--strategy", "text")
 
@@ -27,6 +31,7 @@ SERVE_GALLERY = ("--gallery-size", "60", "--no-generate", "--strategy", "text")
 def server_resources():
     from convir.agents.resources import Resources
 
+    needs_testbed()
     return Resources.for_testbed(200, 0, generator=False, progress=False)
 
 
@@ -102,4 +107,5 @@ def serve(*args, env=None, timeout=180):
 @pytest.fixture
 def serve_cli():
     """The :func:`serve` context manager (tests cannot import a conftest)."""
+    needs_testbed()
     return serve

@@ -9,6 +9,8 @@ from PIL import Image
 
 from convir.state import MAX_MESSAGE_CHARS
 
+FASTAPI = pytest.importorskip("fastapi", reason="needs the server extra: pip install '.[server]'")
+
 
 def sse_events(text):
     events = []

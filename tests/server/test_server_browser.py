@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+FASTAPI = pytest.importorskip("fastapi", reason="needs the server extra: pip install '.[server]'")
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH")

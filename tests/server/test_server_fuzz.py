@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
+FASTAPI = pytest.importorskip("fastapi", reason="needs the server extra: pip install '.[server]'")
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402

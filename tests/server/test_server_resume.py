@@ -3,6 +3,9 @@
 import signal
 
 import httpx
+import pytest
+
+FASTAPI = pytest.importorskip("fastapi", reason="needs the server extra: pip install '.[server]'")
 
 
 def talk(url, path, message):

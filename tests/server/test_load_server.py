@@ -1,0 +1,32 @@
+"""benchmarks/load_server.py against a real server: it reports turns, latencies and errors."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+FASTAPI = pytest.importorskip("fastapi", reason="needs the server extra: pip install '.[server]'")
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "load_server.py"
+
+
+@pytest.fixture(scope="module")
+def load_server():
+    spec = importlib.util.spec_from_file_location("load_server", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_percentiles_are_nearest_rank(load_server):
+    values = [float(v) for v in range(1, 101)]
+    assert load_server.percentile(values, 50) == 50.0
+    assert load_server.percentile(values, 99) == 99.0
+    assert load_server.percentile([3.0], 99) == 3.0
+
+
+def test_a_short_load_run_counts_turns_and_no_errors(load_server, serve_cli):
+    with serve_cli("--checkpoint", "memory") as (url, _):
+        figures = load_server.run(url, sessions=3, duration=4, turns=3, headers={})
+    assert figures["errors"] == 0 and figures["turns"] >= 3
+    assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
+    assert figures["gallery_size"] == 60 and figures["strategy"] == "text"
