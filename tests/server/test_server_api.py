@@ -232,3 +232,16 @@ def test_the_openapi_schema_names_every_endpoint(client):
     } <= set(paths)
     page = client.get("/")
     assert page.status_code == 200 and "app.js" in page.text
+
+
+def test_serve_refuses_bad_options_in_one_line_and_binds_loopback_by_default():
+    from convir_cli import run_convir
+
+    bad = run_convir("serve", "--strategy", "fastest")
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "error: --strategy must be auto, dar, stitch or text, got 'fastest'"
+    )
+    checkpoint = run_convir("serve", "--checkpoint", "redis://x")
+    assert checkpoint.returncode == 2 and "use memory, sqlite:PATH" in checkpoint.stderr
+    help_text = run_convir("serve", "--help").stdout
+    assert "127.0.0.1" in help_text and "sqlite:convir-sessions.db" in help_text
