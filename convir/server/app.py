@@ -65,8 +65,9 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
     )
 
     @app.middleware("http")
-    async def check_key(request: Request, call_next: Any) -> Response:
-        """Every path (API, page, images, /docs, /openapi.json) needs the key when one is set."""
+    async def gate(request: Request, call_next: Any) -> Response:
+        """Before any parsing: the API key on every path (API, page, images, /docs,
+        /openapi.json) when one is set, and an upload's declared size."""
         if api_key is not None:
             offered = presented_keys(
                 dict(request.headers),
@@ -82,6 +83,18 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
                     },
                     401,
                     headers={"WWW-Authenticate": "Bearer"},
+                )
+        if request.url.path == "/uploads" and request.method == "POST":
+            length = request.headers.get("content-length", "")
+            if not length.isdigit():  # a chunked body of unknown size would be parsed first
+                return JSONResponse({"detail": "uploads need a Content-Length header"}, 411)
+            if int(length) > MAX_UPLOAD_BYTES + 64 * 1024:  # multipart framing on top
+                return JSONResponse(
+                    {
+                        "detail": f"upload is {int(length):,} bytes, limit "
+                        f"{MAX_UPLOAD_BYTES:,}; send a smaller image"
+                    },
+                    413,
                 )
         return await call_next(request)
 
@@ -248,15 +261,10 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
         return Response(_png(resources, position), media_type="image/png", headers=_CACHE)
 
     @app.post("/uploads", status_code=201, tags=["images"])
-    async def upload(request: Request, file: UploadFile = File(...)) -> UploadOut:
+    async def upload(file: UploadFile = File(...)) -> UploadOut:
         """Store a reference image (PNG, JPEG...); answers with the closest gallery images."""
         import anyio
 
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_UPLOAD_BYTES + 64 * 1024:
-            raise UploadTooLargeError(
-                f"upload is {int(length):,} bytes, limit {MAX_UPLOAD_BYTES:,}; send a smaller image"
-            )
         data = await file.read(MAX_UPLOAD_BYTES + 1)
         item = await anyio.to_thread.run_sync(uploads.add, data)
         scores, positions = index.search(item.vector[None, :], 12)

@@ -147,6 +147,12 @@ def test_uploads_are_verified_capped_and_stored_under_a_server_id(client, server
     assert big.status_code == 413 and "too large" in big.json()["detail"]
     fat = client.post("/uploads", files={"file": ("c.png", b"\x89PNG" + b"0" * 9_000_000)})
     assert fat.status_code == 413 and "limit" in fat.json()["detail"]
+    chunked = client.post(
+        "/uploads",
+        content=iter([b"--x\r\n"] * 3),
+        headers={"content-type": "multipart/form-data; boundary=x"},
+    )
+    assert chunked.status_code == 411 and "Content-Length" in chunked.json()["detail"]
     assert client.post("/uploads").status_code == 422
 
 
