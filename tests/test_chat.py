@@ -47,8 +47,8 @@ def test_two_turns_show_results_and_questions(two_turns):
     assert len(questions) == 2 and questions[0] != questions[1]  # the answered one is not repeated
     assert proc.stdout.count("you> ") == 2  # blank lines are not messages
     # the tool nodes stream to stderr, one line per turn; the answer resumes the question
-    assert "  [refine_query] [retrieve]\n" in proc.stderr
-    assert "  [ask_clarification] [refine_query] [retrieve]\n" in proc.stderr
+    assert "  [refine_query] [retrieve] [ask_clarification]\n" in proc.stderr
+    assert "  [await_answer] [refine_query] [retrieve] [ask_clarification]\n" in proc.stderr
 
 
 def test_show_writes_a_contact_sheet_png(two_turns):

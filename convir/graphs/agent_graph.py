@@ -6,11 +6,12 @@
                               --generate_images--> generate_images ---> policy
                               --retrieve---------> retrieve ----------> policy
                               --ot_rerank--------> ot_rerank ---------> policy
-                              --ask_clarification> ask_clarification -> policy  (pauses: interrupt)
+                              --ask_clarification> ask_clarification -> await_answer -> policy
+                                                   (await_answer pauses: interrupt; no question -> policy)
                               --finish-----------> END
 
 The file is wiring only: the tools' logic lives in ``convir.tools``, the decisions in
-``convir.agents.policy``. A turn ends when ``ask_clarification`` pauses for an answer
+``convir.agents.policy``. A turn ends when ``await_answer`` pauses for the answer to the question just chosen
 (resume with ``Command(resume=answer)``) or when the policy finishes; a new message on the
 same thread starts the next turn at ``receive``.
 """
@@ -87,6 +88,10 @@ def route(state: ConvState) -> str:
     return state.get("next_action", "finish")
 
 
+def has_question(state: ConvState) -> bool:
+    return bool(state.get("question"))
+
+
 def build_graph(
     resources: Resources,
     policy: Policy | None = None,
@@ -120,11 +125,18 @@ def build_graph(
     graph.add_node("ot_rerank", ot_rerank.node(resources, config))
     graph.add_node("ask_clarification", ask_clarification.node(resources, config, answers))
 
+    graph.add_node("await_answer", ask_clarification.await_answer_node)
+
     graph.add_edge(START, "receive")
     graph.add_edge("receive", "policy")
     graph.add_conditional_edges("policy", route, {**{t: t for t in TOOLS}, "finish": END})
     for tool in TOOLS:
-        graph.add_edge(tool, "policy")
+        if tool != "ask_clarification":
+            graph.add_edge(tool, "policy")
+    graph.add_conditional_edges(
+        "ask_clarification", has_question, {True: "await_answer", False: "policy"}
+    )
+    graph.add_edge("await_answer", "policy")
     return graph.compile(checkpointer=checkpointer)
 
 

@@ -7,9 +7,10 @@ information between the answer and the target's identity) is asked. A question a
 asked, or whose answer the dialogue already states, is never asked. ``random`` mode picks
 uniformly from the same menu: the fixed-questioner baseline.
 
-In the graph the node pauses the conversation with LangGraph's ``interrupt()`` and resumes
-with the user's answer (``Command(resume=answer)``). LangGraph re-runs the node on resume,
-so the choice is a pure function of the state: the same question comes back.
+In the graph this node stores the question; the next node, :func:`await_answer_node`, pauses
+the conversation with LangGraph's ``interrupt()`` and resumes with the user's answer
+(``Command(resume=answer)``). LangGraph re-runs the paused node on resume, so the choice
+(information gains, an LLM call) is not part of it and is never repeated.
 """
 
 from __future__ import annotations
@@ -90,12 +91,10 @@ def clean_answer(text: object) -> str:
 def node(
     resources: Resources, config: AgentConfig, answers: AnswerModel
 ) -> Callable[[ConvState], dict]:
-    """Graph node: choose a question, pause for the answer, fold it into the dialogue."""
-    from langgraph.types import interrupt
+    """Graph node: choose the question and store it; ``await_answer`` then pauses for it."""
 
     def ask_clarification_node(state: ConvState) -> dict:
         dialogue = state.get("dialogue", [])
-        asked = state.get("asked", [])
         ids = state.get("candidates", [])[: config.question_pool]
         positions = resources.positions(ids)
         X = resources.vectors[positions] if positions else np.zeros((0, resources.index.dim))
@@ -110,26 +109,47 @@ def node(
             )
             menu = proposed + menu
         question, gain = choose_question(
-            menu, dialogue, asked, X, scores, answers, mode=config.questions, seed=seed
+            menu,
+            dialogue,
+            state.get("asked", []),
+            X,
+            scores,
+            answers,
+            mode=config.questions,
+            seed=seed,
         )
         steps = [*state.get("steps", []), "ask_clarification"]
         if question is None:
             return {
                 "steps": steps,
-                "next_action": "finish",
+                "question": None,
                 "transcript": [f"ask_clarification: nothing left to ask {note}".strip()],
             }
-        answer = clean_answer(interrupt({"question": question.text}))
+        how = f"{config.questions}, gain {gain:.3f} nats" + (f"; {note}" if note else "")
         return {
-            "dialogue": [*dialogue, f"{question.text} {answer}"],
-            "asked": [*asked, question.text],
-            "question": None,
-            "turn": state.get("turn", 0) + 1,
-            "steps": [],
-            "transcript": [
-                f"ask_clarification ({config.questions}, gain {gain:.3f} nats{'; ' + note if note else ''}): "
-                f"{question.text!r} -> {answer!r}"
-            ],
+            "steps": steps,
+            "question": question.text,
+            "transcript": [f"ask_clarification ({how}): {question.text!r}"],
         }
 
     return ask_clarification_node
+
+
+def await_answer_node(state: ConvState) -> dict:
+    """Pause until the user answers the stored question, then fold the answer in.
+
+    Kept apart from the choice so that the resume, which re-runs this node, re-runs only
+    this: the question (maybe an LLM's proposal) is never chosen twice.
+    """
+    from langgraph.types import interrupt
+
+    question = state.get("question") or ""
+    answer = clean_answer(interrupt({"question": question}))
+    return {
+        "dialogue": [*state.get("dialogue", []), f"{question} {answer}"],
+        "asked": [*state.get("asked", []), question],
+        "question": None,
+        "turn": state.get("turn", 0) + 1,
+        "steps": [],
+        "transcript": [f"user answered {question!r} -> {answer!r}"],
+    }
