@@ -130,3 +130,21 @@ def test_llm_user_says_it_does_not_know_when_the_llm_fails(caplog):
     assert user.answer("1", "is there a cat?") == "yes"
     with pytest.raises(RuntimeError):  # a script that runs out is a bug, never "i don't know"
         user.answer("1", "again?")
+
+
+def test_composed_user_opens_with_the_triplet_and_answers_about_the_target():
+    from convir.evaluation.users import ComposedUser
+    from convir.testbed.edits import triplet_for
+
+    world = World(seed=0, size=200)
+    edited = world.edited_indices()[:3]
+    user = ComposedUser(world, {f"c{i}": i for i in edited})
+    for i in edited:
+        triplet = triplet_for(world, i)
+        assert user.opening(f"c{i}") == (triplet.text, triplet.reference)
+        assert user.target(f"c{i}") == world.scene(i).id
+        q = Question(kind="count")
+        assert user.answer(f"c{i}", q.text) == answer(world.scene(i), q)
+    plain = next(i for i in range(200) if i not in set(world.edited_indices()))
+    with pytest.raises(InputError, match="not an edit of another scene"):
+        ComposedUser(world, {"x": plain})
