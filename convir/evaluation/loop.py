@@ -2,9 +2,12 @@
 
 A dialogue is: round 0, ``system.start(id, opening)``; then for each round 1..R the user
 answers the question the system asked last and ``system.reply(id, answer)``. When the system
-asks no question, the user has nothing to answer: the dialogue ends there and the remaining
-rounds repeat the last ranking (the run-file format needs every round, and a system that
-stops asking keeps showing its last result). Such rounds are recorded with ``message=None``.
+asks no question, a user that has something to say unasked (a
+:class:`~convir.evaluation.users.VolunteeringUser`, e.g. a replayed ChatIR dialogue) sends
+it; any other user has nothing to answer. The dialogue ends when the user has nothing to
+send, and the remaining rounds repeat the last ranking (the run-file format needs every
+round, and a system that stops asking keeps showing its last result). Such rounds are
+recorded with ``message=None``.
 
 Dialogues run concurrently on a thread pool (the agent batches model calls across threads),
 but each dialogue's rounds are sequential and the records come back in ``dialogue_ids``
@@ -62,6 +65,18 @@ def _check(dialogue_ids: Sequence[str], rounds: int, workers: int) -> None:
         seen.add(d)
 
 
+def _next_message(user: SimulatedUser, dialogue_id: str, question: str | None) -> str | None:
+    """The user's answer to ``question``; with no question, what the user says unasked
+    (only a volunteering user says anything), None when the dialogue is over."""
+    from convir.evaluation.users import VolunteeringUser
+
+    if question is not None:
+        return user.answer(dialogue_id, question)
+    if isinstance(user, VolunteeringUser):
+        return user.volunteer(dialogue_id)
+    return None
+
+
 def run_dialogue(
     system: ConversationalSystem,
     user: SimulatedUser,
@@ -78,7 +93,8 @@ def run_dialogue(
     ]
     tick(1)
     for r in range(1, rounds + 1):
-        if turn.question is None:
+        next_message = _next_message(user, dialogue_id, turn.question)
+        if next_message is None:
             last = records[-1]
             records += [
                 RunRecord(dialogue_id, t, target, last.ranking, None, None, last.strategy)
@@ -86,7 +102,7 @@ def run_dialogue(
             ]
             tick(rounds + 1 - r)
             break
-        message = user.answer(dialogue_id, turn.question)
+        message = next_message
         turn = system.reply(dialogue_id, message)
         records.append(
             RunRecord(dialogue_id, r, target, turn.ranking, message, turn.question, turn.strategy)

@@ -3,8 +3,9 @@
 Each turn embeds the whole dialogue so far, joined with ``", "`` (ChatIR's query), and
 searches the gallery with it. The questioner is deliberately dumb: the testbed's template
 menu in a random order, seeded per thread id, never repeating, so that what the agent's
-questions and strategies add can be measured against it. A reference image, if given, is
-ignored: this is text-only retrieval.
+questions and strategies add can be measured against it; with ``questions="none"`` it asks
+nothing (replayed ChatIR dialogues bring their own questions, and real images have no
+template menu). A reference image, if given, is ignored: this is text-only retrieval.
 
 Rankings keep the top ``depth`` ids (default 1000, or the whole gallery if smaller): the
 run file must hold the target's rank for Hits@K *and* BRI, and a target below the cut counts
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from convir.agents.resources import Resources
 
 DEPTH = 1000
-QUESTION_ORDERS = ("random", "menu")
+QUESTION_ORDERS = ("random", "menu", "none")
 
 
 @dataclass
@@ -45,8 +46,8 @@ class TextBaseline:
     ) -> None:
         if questions not in QUESTION_ORDERS:
             raise InputError(
-                f"the text baseline asks its menu in order {' or '.join(QUESTION_ORDERS)}; "
-                f"got {questions!r}"
+                f"the text baseline's question order must be {' or '.join(QUESTION_ORDERS)} "
+                f"(none: ask nothing); got {questions!r}"
             )
         if depth < 1:
             raise InputError(f"ranking depth must be >= 1, got {depth}")
@@ -60,6 +61,8 @@ class TextBaseline:
     def _menu(self, thread_id: str) -> list[str]:
         from convir.testbed.oracle import candidate_questions
 
+        if self.questions == "none":
+            return []
         menu = [q.text for q in candidate_questions()]
         if self.questions == "menu":
             return menu

@@ -7,7 +7,8 @@ in another order, or on eight threads at once, gives the same openings and answe
 * :class:`TestbedUser` opens with a partial caption of a testbed scene and answers from the
   scene's attributes (the testbed oracle), exactly or with a given error rate.
 * :class:`ReplayUser` replays recorded ChatIR dialogues: it ignores the question it is asked
-  and gives the answer part of the next recorded ``question? answer`` turn.
+  and gives the answer part of the next recorded ``question? answer`` turn; asked nothing,
+  it volunteers the whole recorded turn (ChatIR's fixed-dialogue protocol).
 * :class:`LLMUser` answers from the target's caption with a language model (prompt
   ``user_answer``), for real-image benchmarks where no attributes exist.
 """
@@ -55,6 +56,16 @@ class SimulatedUser(Protocol):
 
     def target(self, dialogue_id: str) -> str:
         """The gallery id of the image this user is looking for."""
+        ...
+
+
+@runtime_checkable
+class VolunteeringUser(SimulatedUser, Protocol):
+    """A user who still has something to say when the system asks nothing (a replayed
+    dialogue goes on whatever the system does); the dialogue loop sends it as the reply."""
+
+    def volunteer(self, dialogue_id: str) -> str | None:
+        """The next message sent unasked, or None when the user has nothing more to say."""
         ...
 
 
@@ -126,8 +137,10 @@ class ReplayUser:
     """Replays recorded dialogues: ``dialogues[id] = [caption, "question? answer", ...]``.
 
     The opening is the caption; the n-th answer is the answer part of recorded turn n
-    whatever the system asked (a fixed-dialogue protocol, as in ChatIR's evaluation of
-    retrievers), and ``"i don't know"`` once the record runs out.
+    whatever the system asked, and ``"i don't know"`` once the record runs out. A system
+    that asks nothing gets the whole recorded turn n (:meth:`volunteer`), the recorded
+    question with its answer, as ChatIR's fixed-dialogue evaluation of retrievers does.
+    Answers and volunteered turns share one counter: either way turn n is used once.
     """
 
     def __init__(
@@ -147,16 +160,22 @@ class ReplayUser:
             self._answered[dialogue_id] = 0  # a new opening restarts the replay
         return turns[0], None  # type: ignore[index]
 
-    def answer(self, dialogue_id: str, question: str) -> str:
-        from convir.models.refiner import split_turn
-
+    def _next_turn(self, dialogue_id: str) -> str | None:
         turns: list[str] = _lookup(self.dialogues, dialogue_id, "recorded dialogue")  # type: ignore[assignment]
         with self._lock:
             n = self._answered.get(dialogue_id, 0) + 1
             self._answered[dialogue_id] = n
-        if n >= len(turns):
-            return UNKNOWN
-        return split_turn(turns[n])[1] or UNKNOWN
+        return turns[n] if n < len(turns) else None
+
+    def answer(self, dialogue_id: str, question: str) -> str:
+        from convir.models.refiner import split_turn
+
+        turn = self._next_turn(dialogue_id)
+        return UNKNOWN if turn is None else split_turn(turn)[1] or UNKNOWN
+
+    def volunteer(self, dialogue_id: str) -> str | None:
+        """The next recorded turn as recorded (``"question? answer"``); None after the last."""
+        return self._next_turn(dialogue_id)
 
     def target(self, dialogue_id: str) -> str:
         return str(_lookup(self.targets, dialogue_id, "target image"))
@@ -209,7 +228,15 @@ class LLMUser:
         return str(_lookup(self.targets, dialogue_id, "target image"))
 
 
-__all__ = ["SimulatedUser", "TestbedUser", "ReplayUser", "LLMUser", "dialogue_seed", "UNKNOWN"]
+__all__ = [
+    "SimulatedUser",
+    "VolunteeringUser",
+    "TestbedUser",
+    "ReplayUser",
+    "LLMUser",
+    "dialogue_seed",
+    "UNKNOWN",
+]
 
 
 class ComposedUser(TestbedUser):
