@@ -4,6 +4,8 @@ inspect benchmark files. Heavy work lives in ``runfile``/``loaders``, imported l
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +15,9 @@ import typer
 from convir.errors import InputError
 
 if TYPE_CHECKING:
+    from convir.agents.resources import Resources
     from convir.evaluation.runfile import ChatIRScores
+    from convir.evaluation.users import SimulatedUser
 
 eval_app = typer.Typer(help="Score run files and run evaluations.", no_args_is_help=True)
 data_app = typer.Typer(help="Inspect benchmark files.", no_args_is_help=True)
@@ -223,11 +227,14 @@ class Questions(StrEnum):
 HITS_K = 10
 
 
-def _check_run_options(
-    rounds: int, dialogues: int, gallery_size: int, error_rate: float, workers: int
-) -> None:
+def _check_run_options(rounds: int, workers: int) -> None:
     if not 0 <= rounds <= 50:
         raise InputError(f"--rounds must be between 0 and 50, got {rounds}")
+    if not 1 <= workers <= 64:
+        raise InputError(f"--workers must be between 1 and 64, got {workers}")
+
+
+def _check_testbed_options(dialogues: int, gallery_size: int, error_rate: float) -> None:
     if not 100 <= gallery_size <= 100_000:
         raise InputError(f"--gallery-size must be between 100 and 100,000, got {gallery_size}")
     if not 1 <= dialogues <= gallery_size:
@@ -236,8 +243,32 @@ def _check_run_options(
         )
     if not 0.0 <= error_rate <= 1.0:
         raise InputError(f"--error-rate must be between 0 and 1, got {error_rate}")
-    if not 1 <= workers <= 64:
-        raise InputError(f"--workers must be between 1 and 64, got {workers}")
+
+
+def _check_chatir_options(
+    index: Path | None,
+    dialogues_file: Path | None,
+    testbed_only: list[str],
+    policy: Policy,
+    modes: list[str],
+    agents: bool,
+) -> None:
+    """Replayed dialogues fix the user side: only options that still mean something pass."""
+    if index is None or dialogues_file is None:
+        raise InputError(
+            "--benchmark chatir needs --index INDEX (built by `convir index FOLDER`) and "
+            "--dialogues-file FILE (ChatIR dialogues, e.g. VisDial_v1.0_queries_val.json)"
+        )
+    if testbed_only:
+        raise InputError(
+            f"{' and '.join(testbed_only)} apply to --benchmark testbed only: chatir's gallery "
+            "is the index (or --search-space) and its answers are recorded"
+        )
+    if agents and (policy is Policy.llm or modes != [Questions.info_gain.value]):
+        raise InputError(
+            "--benchmark chatir replays the recorded questions, so the agent must ask none "
+            "of its own: use --policy rules and leave out --questions"
+        )
 
 
 def _agent_factory(strategy: str) -> Any:
@@ -263,48 +294,157 @@ def _summary_entry(scores: ChatIRScores, seconds: float, rounds: int) -> dict[st
     }
 
 
+@dataclass
+class _Setup:
+    """What one benchmark gives every system: gallery, dialogues and a fresh user each."""
+
+    resources: Resources
+    dialogue_ids: list[str]
+    new_user: Callable[[], SimulatedUser]
+    concat_questions: str  # the text baseline's questioner
+    agent_questions: str | None  # the summary's "questions" of agents; None: the mode
+    title: str
+
+
+def _testbed_setup(
+    gallery_size: int,
+    dialogues: int,
+    seed: int,
+    error_rate: float,
+    agents: bool,
+    policy: Policy,
+    progress: bool,
+) -> _Setup:
+    import numpy as np
+
+    from convir.agents.resources import Resources
+    from convir.evaluation.users import TestbedUser
+
+    llm = None
+    if agents and policy is Policy.llm:
+        from convir.models.llm import OpenAICompatibleLLM
+
+        llm = OpenAICompatibleLLM()
+    resources = Resources.for_testbed(
+        gallery_size, seed, llm=llm, generator=agents, progress=progress
+    )
+    world = resources.world
+    assert world is not None
+    picks = np.random.default_rng(seed).choice(gallery_size, size=dialogues, replace=False)
+    targets = {str(d): int(t) for d, t in enumerate(picks)}
+    return _Setup(
+        resources,
+        list(targets),
+        lambda: TestbedUser(world, targets, error_rate=error_rate, seed=seed),
+        "random",
+        None,
+        f"Testbed, gallery {gallery_size}, {dialogues} dialogues, error rate {error_rate}",
+    )
+
+
+def _chatir_setup(
+    index: Path,
+    dialogues_file: Path,
+    search_space: Path | None,
+    dialogues: int | None,
+    agents: bool,
+) -> _Setup:
+    from convir.evaluation.chatir import load_task
+
+    task = load_task(index, dialogues_file, search_space, dialogues, generator=agents)
+    return _Setup(
+        task.resources,
+        list(task.dialogues),
+        task.user,
+        "none",
+        "recorded",
+        f"ChatIR replay of {dialogues_file.name}, gallery {task.gallery_size}, "
+        f"{len(task.dialogues)} dialogues",
+    )
+
+
 @eval_app.command("run")
 def run_command(
     benchmark: Benchmark = typer.Option(
-        Benchmark.testbed, "--benchmark", help="testbed or chatir."
+        Benchmark.testbed,
+        "--benchmark",
+        help="testbed (simulated users on testbed scenes) or chatir (recorded dialogues "
+        "replayed on real images).",
     ),
     strategies: list[Strategy] = typer.Option(
         [Strategy.concat],
         "--strategy",
         help="A system to run; repeat to compare. concat: ChatIR's text-only baseline (the "
-        "joined dialogue, random questions); text|dar|auto: the agent.",
+        "joined dialogue; random questions on the testbed, none on chatir); text|dar|auto: "
+        "the agent.",
     ),
     policy: Policy = typer.Option(Policy.rules, "--policy", help="Agent policy: rules or llm."),
     questions: list[Questions] = typer.Option(
         [Questions.info_gain],
         "--questions",
-        help="Agent questioner; repeat to compare (concat always asks at random).",
+        help="Agent questioner; repeat to compare (testbed only: chatir replays the "
+        "recorded questions).",
     ),
     rounds: int = typer.Option(10, "--rounds", help="Question rounds after the opening."),
-    dialogues: int = typer.Option(200, "--dialogues", help="Simulated dialogues (targets)."),
-    gallery_size: int = typer.Option(1000, "--gallery-size", help="Testbed images to search."),
+    dialogues: int | None = typer.Option(
+        None,
+        "--dialogues",
+        help="Dialogues to run: testbed targets (default 200); chatir: the file's first N "
+        "(default all).",
+    ),
+    gallery_size: int | None = typer.Option(
+        None, "--gallery-size", help="Testbed images to search (default 1000)."
+    ),
     seed: int = typer.Option(0, "--seed", help="World, targets, openings and noise seed."),
-    error_rate: float = typer.Option(
-        0.0, "--error-rate", help="Probability that the simulated user answers wrongly."
+    error_rate: float | None = typer.Option(
+        None,
+        "--error-rate",
+        help="Probability that the simulated testbed user answers wrongly (default 0).",
+    ),
+    index: Path | None = typer.Option(
+        None, "--index", help="chatir: the gallery, an index file from `convir index FOLDER`."
+    ),
+    dialogues_file: Path | None = typer.Option(
+        None, "--dialogues-file", help="chatir: ChatIR dialogues (VisDial_v1.0_queries_val.json)."
+    ),
+    search_space: Path | None = typer.Option(
+        None,
+        "--search-space",
+        help="chatir: rank among these images only (Search_Space_val_50k.json); the index "
+        "must hold all of them.",
     ),
     workers: int = typer.Option(8, "--workers", help="Dialogues run at once (threads)."),
     out: Path = typer.Option(..., "--out", help="Folder for run files, summary.json, plot."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
 ) -> None:
-    """Simulated dialogues against each --strategy; writes DIR/<strategy>.run.jsonl,
-    DIR/summary.json and DIR/hits_at_10.png (Hits@10 per round, one line per strategy)."""
+    """Simulated or replayed dialogues against each --strategy; writes
+    DIR/<strategy>.run.jsonl, DIR/summary.json and DIR/hits_at_10.png (Hits@10 per round,
+    one line per strategy)."""
     import time
 
-    import numpy as np
-
-    _check_run_options(rounds, dialogues, gallery_size, error_rate, workers)
-    if benchmark is Benchmark.chatir:
-        raise InputError(
-            "--benchmark chatir is not implemented yet (replaying ChatIR dialogues on real "
-            "images); use --benchmark testbed, or score your own run with `convir eval score`"
-        )
+    _check_run_options(rounds, workers)
     labels = [s.value for s in strategies]
+    agents = [s for s in labels if s != "concat"]
+    modes = list(dict.fromkeys(q.value for q in questions))
+    chatir = benchmark is Benchmark.chatir
+    if chatir:
+        testbed_only = [
+            name
+            for name, value in (("--gallery-size", gallery_size), ("--error-rate", error_rate))
+            if value is not None
+        ]
+        _check_chatir_options(index, dialogues_file, testbed_only, policy, modes, bool(agents))
+    else:
+        if index is not None or dialogues_file is not None or search_space is not None:
+            raise InputError(
+                "--index, --dialogues-file and --search-space are for --benchmark chatir; "
+                "the testbed builds its own gallery (--gallery-size)"
+            )
+        gallery_size = 1000 if gallery_size is None else gallery_size
+        dialogues = 200 if dialogues is None else dialogues
+        error_rate = 0.0 if error_rate is None else error_rate
+        _check_testbed_options(dialogues, gallery_size, error_rate)
     if len(set(labels)) != len(labels):
         raise InputError(f"--strategy repeats a value ({', '.join(labels)}); give each once")
     if out.exists() and not out.is_dir():
@@ -314,58 +454,55 @@ def run_command(
             "--strategy stitch needs composed queries (a reference image and an edit); "
             "measure it with `convir eval composed`"
         )
-    agents = [s for s in labels if s != "concat"]
     factory = _agent_factory(agents[0]) if agents else None
-    modes = list(dict.fromkeys(q.value for q in questions))
 
-    from convir.agents.resources import Resources
     from convir.evaluation.loop import run_dialogues, summarize, write_run_file, write_text
     from convir.evaluation.plots import plot_hits
     from convir.evaluation.text_baseline import TextBaseline
-    from convir.evaluation.users import TestbedUser
 
-    llm = None
-    if agents and policy is Policy.llm:
-        from convir.models.llm import OpenAICompatibleLLM
-
-        llm = OpenAICompatibleLLM()
-    resources = Resources.for_testbed(
-        gallery_size, seed, llm=llm, generator=bool(agents), progress=progress
-    )
-    assert resources.world is not None
-    picks = np.random.default_rng(seed).choice(gallery_size, size=dialogues, replace=False)
-    targets = {str(d): int(t) for d, t in enumerate(picks)}
+    if chatir:
+        assert index is not None and dialogues_file is not None
+        setup = _chatir_setup(index, dialogues_file, search_space, dialogues, bool(agents))
+    else:
+        assert gallery_size is not None and dialogues is not None and error_rate is not None
+        setup = _testbed_setup(
+            gallery_size, dialogues, seed, error_rate, bool(agents), policy, progress
+        )
+    resources = setup.resources
+    size = resources.index.count
     systems: dict[str, Any] = {}  # built up front: a bad configuration fails before any run
     for label in labels:
         if label == "concat":
-            systems[label] = TextBaseline(resources, seed=seed, questions="random")
+            systems[label] = TextBaseline(resources, seed=seed, questions=setup.concat_questions)
             continue
         for mode in modes:
             name = label if len(modes) == 1 else f"{label}-{mode}"
             systems[name] = factory(resources, label, policy.value, mode, seed=seed)
     summary: dict[str, Any] = {}
     for label, system in systems.items():
-        user = TestbedUser(resources.world, targets, error_rate=error_rate, seed=seed)
         start = time.perf_counter()
-        records = run_dialogues(system, user, list(targets), rounds, workers, progress, label)
+        records = run_dialogues(
+            system, setup.new_user(), setup.dialogue_ids, rounds, workers, progress, label
+        )
         seconds = time.perf_counter() - start
         write_run_file(records, out / f"{label}.run.jsonl")
-        scores = summarize(records, HITS_K, search_space_size=gallery_size)
+        scores = summarize(records, HITS_K, search_space_size=size)
         summary[label] = _summary_entry(scores, seconds, rounds)
         if label != "concat":
             mode = label.rpartition("-")[2] if len(modes) > 1 else modes[0]
-            summary[label] |= {"policy": policy.value, "questions": mode}
+            summary[label] |= {"policy": policy.value, "questions": setup.agent_questions or mode}
     write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     plot_hits(
         {label: s["hits_at_10"] for label, s in summary.items()},
         out / "hits_at_10.png",
         k=HITS_K,
-        title=f"Testbed, gallery {gallery_size}, {dialogues} dialogues, error rate {error_rate}",
+        title=setup.title,
     )
     if as_json:
         typer.echo(json.dumps(summary))
         return
-    typer.echo(f"Hits@{HITS_K} per round ({dialogues} dialogues, gallery {gallery_size}):")
+    n = len(setup.dialogue_ids)
+    typer.echo(f"Hits@{HITS_K} per round ({n} dialogues, gallery {size}):")
     typer.echo(f"{'round':>5}  " + "  ".join(f"{label:>8}" for label in summary))
     for r in range(rounds + 1):
         row = "  ".join(f"{s['hits_at_10'][r]:>8.3f}" for s in summary.values())

@@ -71,7 +71,7 @@ def test_same_seed_same_run_file(tiny_run, tmp_path):
         (("--workers", "0"), "--workers must be between 1 and 64"),
         (("--strategy", "text", "--strategy", "text"), "--strategy repeats a value"),
         (("--strategy", "stitch"), "--strategy stitch needs composed queries"),
-        (("--benchmark", "chatir"), "--benchmark chatir is not implemented yet"),
+        (("--benchmark", "chatir"), "--benchmark chatir needs --index"),
     ],
 )
 def test_bad_options_are_one_line_errors(args, message, tmp_path):
