@@ -8,7 +8,7 @@ once for different conversations (that is how evaluations batch model calls).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from convir.errors import InputError
@@ -87,16 +87,30 @@ class ConvirAgent:
                 return str(interrupt.value["question"])
         return None
 
-    def start(self, thread_id: str, message: str, reference_id: str | None = None) -> TurnResult:
-        """Open a conversation (an error if ``thread_id`` already has one)."""
-        return self._run(self.start_stream(thread_id, message, reference_id))
+    def start(
+        self,
+        thread_id: str,
+        message: str,
+        reference_id: str | None = None,
+        reference_vector: Sequence[float] | None = None,
+    ) -> TurnResult:
+        """Open a conversation (an error if ``thread_id`` already has one).
+
+        A composed query names its reference image by gallery id, or passes the embedding of
+        an image from elsewhere (an upload) as ``reference_vector``.
+        """
+        return self._run(self.start_stream(thread_id, message, reference_id, reference_vector))
 
     def reply(self, thread_id: str, message: str) -> TurnResult:
         """The user's next message: the answer to the pending question, or a new remark."""
         return self._run(self.reply_stream(thread_id, message))
 
     def start_stream(
-        self, thread_id: str, message: str, reference_id: str | None = None
+        self,
+        thread_id: str,
+        message: str,
+        reference_id: str | None = None,
+        reference_vector: Sequence[float] | None = None,
     ) -> Iterator[tuple[str, dict] | TurnResult]:
         """Like :meth:`start`, yielding ``(node, update)`` as each node finishes, then the result."""
         cfg = self._cfg(thread_id)
@@ -107,9 +121,21 @@ class ConvirAgent:
                 self.resources.index.position_of(reference_id)
             except Exception as exc:
                 raise InputError(f"reference image {reference_id!r} is not in the gallery") from exc
-        elif self.config.strategy == "stitch":
+        vector = None
+        if reference_vector is not None:
+            vector = [float(x) for x in reference_vector]
+            if reference_id is not None or len(vector) != self.resources.index.dim:
+                raise InputError(
+                    f"reference_vector must be one {self.resources.index.dim}-d embedding, "
+                    "given instead of reference_id"
+                )
+        elif reference_id is None and self.config.strategy == "stitch":
             raise InputError("strategy stitch needs a reference image (reference_id)")
-        payload = {"message": str(message), "reference_id": reference_id}
+        payload = {
+            "message": str(message),
+            "reference_id": reference_id,
+            "reference_vector": vector,
+        }
         return self._stream(payload, cfg, 0)
 
     def reply_stream(self, thread_id: str, message: str) -> Iterator[tuple[str, dict] | TurnResult]:

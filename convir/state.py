@@ -34,6 +34,7 @@ class ConvState(TypedDict, total=False):
     message: str  # the newest user message, not yet folded into the dialogue
     dialogue: list[str]
     reference_id: str | None  # gallery id of a reference image (composed query), if any
+    reference_vector: list[float] | None  # embedding of an uploaded reference image, if any
     edit: str  # the edit text of a composed query (the opening message)
     strategy: Strategy
     turn: int  # 0 for the opening message, +1 per user reply

@@ -44,7 +44,7 @@ def receive_node(config: AgentConfig) -> Callable[[ConvState], dict]:
         message, note = clean_message(state.get("message", ""))
         dialogue = state.get("dialogue", [])
         first = not dialogue
-        reference = state.get("reference_id")
+        reference = state.get("reference_id") or state.get("reference_vector")
         strategy = config.strategy
         if strategy == "auto":
             strategy = "stitch" if reference else "dar"
@@ -151,4 +151,6 @@ def _with_reference(
 
     with_ref = make(policy, replace(options, has_reference=True), config)
     without = make(policy, options, config)
-    return lambda state: (with_ref if state.get("reference_id") else without)(state)
+    return lambda state: (
+        with_ref if state.get("reference_id") or state.get("reference_vector") else without
+    )(state)

@@ -152,10 +152,22 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
     def begin(body: SessionIn) -> tuple[str, Any]:
         """A new session id and its first turn's events (checked, not yet run)."""
         check_reference(body.reference_id)
+        vector = None
+        if body.upload_id is not None:
+            if body.reference_id is not None:
+                raise InputError("give reference_id or upload_id, not both")
+            item = uploads.get(body.upload_id)
+            if item is None:
+                raise HTTPException(
+                    404, f"no upload {body.upload_id}; upload it with POST /uploads"
+                )
+            vector = item.vector.tolist()
         session_id = uuid.uuid4().hex
         busy.claim(session_id)
         try:
-            return session_id, agent.start_stream(session_id, body.message, body.reference_id)
+            return session_id, agent.start_stream(
+                session_id, body.message, body.reference_id, reference_vector=vector
+            )
         except BaseException:
             busy.release(session_id)
             raise

@@ -40,12 +40,18 @@ class MessageIn(BaseModel):
 
 
 class SessionIn(MessageIn):
-    """The opening message; with ``reference_id`` it edits that image (a composed query)."""
+    """The opening message; with ``reference_id`` or ``upload_id`` it edits that image (a
+    composed query)."""
 
     reference_id: str | None = Field(
         None,
         max_length=1000,
         description="gallery id of a reference image to edit (e.g. one a search returned)",
+    )
+    upload_id: str | None = Field(
+        None,
+        pattern=ID_PATTERN,
+        description="id of an uploaded image (POST /uploads) to edit, instead of reference_id",
     )
 
 

@@ -115,6 +115,12 @@ def node(
         strategy = state.get("strategy", "dar")
         texts = [query]
         ref = state.get("reference_id") if strategy == "stitch" else None
+        uploaded = state.get("reference_vector") if strategy == "stitch" else None
+        ref_vector = None
+        if ref is not None:
+            ref_vector = resources.vectors[resources.index.position_of(ref)]
+        elif uploaded:
+            ref_vector = np.asarray(uploaded, dtype=np.float32)
         ref_caption = None
         if ref is not None and resources.captions is not None:
             ref_caption = resources.captions[resources.index.position_of(ref)]
@@ -129,7 +135,7 @@ def node(
             strategy,
             generated=generated,
             image_weight=w_v,
-            reference_image=resources.vectors[resources.index.position_of(ref)] if ref else None,
+            reference_image=ref_vector,
             reference_text=emb[1] if ref_caption is not None else None,
             transition_scale=config.transition_scale,
         )

@@ -251,3 +251,29 @@ def test_serve_refuses_bad_options_in_one_line_and_binds_loopback_by_default():
     assert checkpoint.returncode == 2 and "use memory, sqlite:PATH" in checkpoint.stderr
     help_text = run_convir("serve", "--help").stdout
     assert "127.0.0.1" in help_text and "sqlite:convir-sessions.db" in help_text
+
+
+def test_an_uploaded_image_is_the_reference_of_a_composed_query(make_client, server_resources):
+    from convir.testbed.edits import triplets
+
+    client = make_client(strategy="auto")
+    triplet = triplets(server_resources.world)[0]
+    reference = server_resources.load_image(server_resources.index.position_of(triplet.reference))
+    upload = client.post("/uploads", files={"file": ("r.png", png_bytes(reference), "image/png")})
+    upload_id = upload.json()["upload_id"]
+    opened = client.post("/sessions", json={"message": triplet.text, "upload_id": upload_id})
+    assert opened.status_code == 201, opened.text
+    body = opened.json()
+    assert body["strategy"] == "stitch" and body["reference_id"] is None
+    assert any(line.startswith("ot_rerank") for line in body["transcript"])
+    # no gallery caption for an upload: the target caption is the edit; the upload's
+    # embedding moves the query onto images like it (itself included, as it is not excluded)
+    assert body["query"] == triplet.text
+    assert triplet.reference in [r["id"] for r in body["results"]]
+    missing = client.post("/sessions", json={"message": "make it red", "upload_id": "nope"})
+    assert missing.status_code == 404 and "POST /uploads" in missing.json()["detail"]
+    both = client.post(
+        "/sessions",
+        json={"message": "x", "upload_id": upload_id, "reference_id": triplet.reference},
+    )
+    assert both.status_code == 400 and "not both" in both.json()["detail"]
