@@ -63,12 +63,17 @@ class ConvirAgent:
         policy: Policy | None = None,
         config: AgentConfig | None = None,
         checkpoint: Any = None,
+        durability: str = "exit",
     ) -> None:
+        """``durability="exit"`` saves a conversation once per turn (when the turn pauses or
+        ends), not after every node: a crash mid-turn loses only that unanswered turn, and a
+        turn costs one checkpoint write instead of seven. Use "sync" to save every step."""
         from convir.graphs.agent_graph import build_graph
 
         self.resources = resources
         self.config = config or AgentConfig()
         self.checkpointer = checkpoint if checkpoint is not None else checkpointer(None)
+        self.durability = durability
         self.graph = build_graph(resources, policy, self.config, checkpointer=self.checkpointer)
 
     def _cfg(self, thread_id: str) -> dict:
@@ -153,7 +158,8 @@ class ConvirAgent:
     def _stream(
         self, payload: Any, cfg: dict, seen: int
     ) -> Iterator[tuple[str, dict] | TurnResult]:
-        for chunk in self.graph.stream(payload, cfg, stream_mode="updates"):
+        chunks = self.graph.stream(payload, cfg, stream_mode="updates", durability=self.durability)
+        for chunk in chunks:
             for node, update in chunk.items():
                 if node != "__interrupt__":
                     yield node, update or {}

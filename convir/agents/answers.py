@@ -18,6 +18,7 @@ real gallery gets questions too.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from dataclasses import dataclass
@@ -101,6 +102,7 @@ def options_for(question: str) -> tuple[str, ...] | None:
     return options_for_testbed(q) if q is not None else None
 
 
+@functools.lru_cache(maxsize=65536)
 def fact(question: str, option: str) -> str | None:
     """The fact an answer states ('what colour is the circle?', 'red' -> 'red circle')."""
     return turn_to_fact(question.strip().rstrip("?").strip(), option)
