@@ -1,0 +1,44 @@
+"""The evaluation and per-turn benchmarks run end to end at a tiny size (no timings checked)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)
+    spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+def test_bench_eval_threaded_and_single_runs_agree():
+    report = load("bench_eval").main(
+        ["--dialogues", "4", "--rounds", "1", "--gallery-size", "200", "--workers", "2", "--json"]
+    )
+    assert report["identical_run_files"] is True
+    assert report["threaded_s"] > 0 and report["single_s"] > 0 and report["speedup"] > 0
+
+
+def test_bench_turn_reports_every_node_of_the_text_pipeline():
+    report = load("bench_turn").main(
+        [
+            "--gallery-size",
+            "200",
+            "--dialogues",
+            "2",
+            "--rounds",
+            "1",
+            "--strategies",
+            "text",
+            "--json",
+        ]
+    )
+    rows = report["strategies"]["text"]
+    assert {"receive", "policy", "refine_query", "retrieve", "ask_clarification", "turn"} <= set(
+        rows
+    )
+    assert rows["turn"]["calls"] == 4 and rows["turn"]["p99_ms"] >= rows["turn"]["p50_ms"] > 0
