@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from convir.errors import InputError, ModelError
 from convir.index.folder import DEFAULT_MAX_PIXELS, DEFAULT_WORKERS
+
+if TYPE_CHECKING:
+    from convir.index.folder import FolderEmbedding
 
 
 def _resolve_weights(model: str | None, pretrained: str | None) -> tuple[str, str]:
@@ -80,15 +84,38 @@ def index_command(
         DEFAULT_WORKERS, "--workers", min=1, help="Threads decoding images while the model runs."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    use_ray: bool = typer.Option(
+        False, "--ray", help="Embed with Ray Data on a Ray cluster (extra: convir[ray])."
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        help="--ray: cluster to join, 'auto' or HOST:PORT (default: $RAY_ADDRESS, else a "
+        "new local cluster).",
+    ),
+    concurrency: int | None = typer.Option(
+        None,
+        "--concurrency",
+        min=1,
+        help="--ray: embedding actors, each with its own model (default: one per GPU, "
+        "else one per CPU).",
+    ),
 ) -> None:
     """Embed every image under FOLDER and write a FAISS index file (unreadable files are
-    skipped with a warning each)."""
+    skipped with a warning each). With --ray, Ray actors embed (one GPU each when the
+    cluster has GPUs, --device is then ignored) and the result is the same index."""
     from convir.index.faiss_index import GalleryIndex, default_factory
     from convir.index.folder import embed_images, list_images
     from convir.models.embedder import load_embedder
 
     if out.is_dir():
         raise InputError(f"--out {out} is a folder; give a file path such as {out}/gallery.index")
+    if not use_ray and (ray_address is not None or concurrency is not None):
+        raise InputError("--ray-address and --concurrency apply with --ray only; add --ray")
+    if use_ray:
+        from convir.ray_cluster import require_ray
+
+        require_ray()  # before loading a model: a missing extra fails at once
     files = list_images(folder)  # before loading a model: a wrong folder fails at once
     model, pretrained = _resolve_weights(model, pretrained)
     embedder = load_embedder(model, pretrained, device)
@@ -103,16 +130,26 @@ def index_command(
                 f"--factory {factory!r} needs at least {index.min_train_vectors} images to "
                 f"train, the folder has {len(files)}; use fewer IVF lists, or Flat"
             )
-    result = embed_images(
-        files,
-        folder,
-        embedder,
-        batch_size=batch_size,
-        max_pixels=max_pixels,
-        workers=workers,
-        progress=progress,
-    )
-    if not result.ids:
+    if use_ray:
+        shards = _embed_with_ray(
+            files, folder, model, pretrained, batch_size, max_pixels, ray_address, concurrency,
+            progress,
+        )  # fmt: skip
+    else:
+        shards = [
+            embed_images(
+                files,
+                folder,
+                embedder,
+                batch_size=batch_size,
+                max_pixels=max_pixels,
+                workers=workers,
+                progress=progress,
+            )
+        ]
+    count = sum(len(s.ids) for s in shards)
+    skipped = sum(len(s.skipped) for s in shards)
+    if not count:
         raise InputError(
             f"none of the {len(files)} image files under {folder} could be read "
             "(see the warnings above)"
@@ -120,18 +157,55 @@ def index_command(
     if index is None:
         index = GalleryIndex(
             embedder.dim,
-            default_factory(len(result.ids), embedder.dim),
+            default_factory(count, embedder.dim),
             model=model,
             pretrained=pretrained,
             image_root=root,
         )
-    index.train(result.vectors)
-    index.add(result.vectors, result.ids, result.paths)
+    from convir.index.ray_index import build_from_shards  # no Ray import: shards are arrays
+
+    build_from_shards(index, shards)
     index.save(out)
     typer.echo(
-        f"indexed {index.count} images, skipped {len(result.skipped)}, "
-        f"wrote {out} ({index.factory}, {model})"
+        f"indexed {index.count} images, skipped {skipped}, wrote {out} ({index.factory}, {model})"
     )
+
+
+def _embed_with_ray(
+    files: list[Path],
+    folder: Path,
+    model: str,
+    pretrained: str,
+    batch_size: int,
+    max_pixels: int,
+    address: str | None,
+    concurrency: int | None,
+    progress: bool,
+) -> list[FolderEmbedding]:
+    """Shards embedded by Ray actors on the cluster at ``address`` (see ``ray_index``)."""
+    from convir.index.ray_index import embed_images_ray
+    from convir.ray_cluster import cluster_count, ray_cluster
+
+    with ray_cluster(address) as ray:
+        gpus, cpus = cluster_count(ray, "GPU"), cluster_count(ray, "CPU")
+        actors = concurrency or gpus or max(1, cpus)
+        have, kind = (gpus, "GPU") if gpus else (cpus, "CPU")
+        if actors > have:  # the extra actors would wait for a free slot forever
+            raise InputError(
+                f"--concurrency {actors}: the Ray cluster has {have} {kind}s and each actor "
+                f"takes one; pass --concurrency {max(1, have)} or fewer, or add nodes"
+            )
+        return embed_images_ray(
+            files,
+            folder,
+            model,
+            pretrained,
+            batch_size=batch_size,
+            concurrency=actors,
+            num_gpus=1 if gpus else 0,
+            max_pixels=max_pixels,
+            progress=progress,
+        )
 
 
 def search_command(
