@@ -4,8 +4,8 @@ inspect benchmark files. Heavy work lives in ``runfile``/``loaders``, imported l
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +16,8 @@ from convir.errors import InputError
 
 if TYPE_CHECKING:
     from convir.agents.resources import Resources
+    from convir.evaluation.loop import RunRecord
+    from convir.evaluation.ray_eval import WorkerSetup
     from convir.evaluation.runfile import ChatIRScores
     from convir.evaluation.users import SimulatedUser
 
@@ -363,6 +365,117 @@ def _chatir_setup(
     )
 
 
+@dataclass(frozen=True)
+class _RunSpec:
+    """The options a run's gallery, users and systems are built from: plain values, so a
+    Ray actor can be sent them and build its own copy (paths absolute for that reason)."""
+
+    chatir: bool
+    labels: tuple[str, ...]
+    modes: tuple[str, ...]
+    policy: Policy
+    seed: int
+    gallery_size: int | None = None
+    dialogues: int | None = None
+    error_rate: float | None = None
+    index: Path | None = None
+    dialogues_file: Path | None = None
+    search_space: Path | None = None
+    progress: bool = True
+
+
+def _build(spec: _RunSpec) -> tuple[_Setup, dict[str, Any]]:
+    """The benchmark setup and every system to run, by label (built up front, so a bad
+    configuration fails before any run)."""
+    from convir.evaluation.text_baseline import TextBaseline
+
+    agents = [s for s in spec.labels if s != "concat"]
+    factory = _agent_factory(agents[0]) if agents else None
+    if spec.chatir:
+        assert spec.index is not None and spec.dialogues_file is not None
+        setup = _chatir_setup(
+            spec.index, spec.dialogues_file, spec.search_space, spec.dialogues, bool(agents)
+        )
+    else:
+        assert spec.gallery_size is not None and spec.dialogues is not None
+        assert spec.error_rate is not None
+        setup = _testbed_setup(
+            spec.gallery_size,
+            spec.dialogues,
+            spec.seed,
+            spec.error_rate,
+            bool(agents),
+            spec.policy,
+            spec.progress,
+        )
+    systems: dict[str, Any] = {}
+    for label in spec.labels:
+        if label == "concat":
+            systems[label] = TextBaseline(
+                setup.resources, seed=spec.seed, questions=setup.concat_questions
+            )
+            continue
+        for mode in spec.modes:
+            name = label if len(spec.modes) == 1 else f"{label}-{mode}"
+            systems[name] = factory(setup.resources, label, spec.policy.value, mode, seed=spec.seed)
+    return setup, systems
+
+
+def _worker_setup(spec: _RunSpec) -> WorkerSetup:
+    """What a Ray actor builds for itself: the same systems and users, quietly."""
+    setup, systems = _build(replace(spec, progress=False))
+    return systems, setup.new_user
+
+
+def _local_runs(
+    setup: _Setup, systems: dict[str, Any], rounds: int, workers: int, progress: bool
+) -> Iterator[tuple[str, list[RunRecord], float]]:
+    """Each system's records in this process: (label, records, seconds)."""
+    import time
+
+    from convir.evaluation.loop import run_dialogues
+
+    for label, system in systems.items():
+        start = time.perf_counter()
+        records = run_dialogues(
+            system, setup.new_user(), setup.dialogue_ids, rounds, workers, progress, label
+        )
+        yield label, records, time.perf_counter() - start
+
+
+def _ray_runs(
+    spec: _RunSpec,
+    labels: list[str],
+    dialogue_ids: list[str],
+    rounds: int,
+    workers: int,
+    address: str | None,
+    actors: int | None,
+) -> Iterator[tuple[str, list[RunRecord], float]]:
+    """Each system's records from Ray actors (see ``ray_eval``), in dialogue order."""
+    from functools import partial
+
+    from convir.evaluation.ray_eval import run_systems_ray
+    from convir.ray_cluster import cluster_count, ray_cluster
+
+    with ray_cluster(address) as ray:
+        cpus = cluster_count(ray, "CPU")
+        count = actors or max(1, cpus)
+        if count > cpus:  # an actor takes one CPU; the extra ones would wait forever
+            raise InputError(
+                f"--ray-actors {count}: the Ray cluster has {cpus} CPUs and each actor takes "
+                f"one; pass --ray-actors {max(1, cpus)} or fewer, or add nodes"
+            )
+        build = partial(_worker_setup, spec)
+        yield from run_systems_ray(
+            build, labels, dialogue_ids, rounds, actors=count, workers=workers
+        )
+
+
+def _absolute(path: Path | None) -> Path | None:
+    return None if path is None else path.resolve()
+
+
 @eval_app.command("run")
 def run_command(
     benchmark: Benchmark = typer.Option(
@@ -417,13 +530,31 @@ def run_command(
     out: Path = typer.Option(..., "--out", help="Folder for run files, summary.json, plot."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+    use_ray: bool = typer.Option(
+        False,
+        "--ray",
+        help="Spread the dialogues over Ray actors (extra: convir[ray]); same run files.",
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        help="--ray: cluster to join, 'auto' or HOST:PORT (default: $RAY_ADDRESS, else a "
+        "new local cluster).",
+    ),
+    ray_actors: int | None = typer.Option(
+        None,
+        "--ray-actors",
+        min=1,
+        help="--ray: actors, each building its own gallery and systems (default: one per "
+        "CPU of the cluster); --workers threads run inside each.",
+    ),
 ) -> None:
     """Simulated or replayed dialogues against each --strategy; writes
     DIR/<strategy>.run.jsonl, DIR/summary.json and DIR/hits_at_10.png (Hits@10 per round,
     one line per strategy)."""
-    import time
-
     _check_run_options(rounds, workers)
+    if not use_ray and (ray_address is not None or ray_actors is not None):
+        raise InputError("--ray-address and --ray-actors apply with --ray only; add --ray")
     labels = [s.value for s in strategies]
     agents = [s for s in labels if s != "concat"]
     modes = list(dict.fromkeys(q.value for q in questions))
@@ -454,37 +585,38 @@ def run_command(
             "--strategy stitch needs composed queries (a reference image and an edit); "
             "measure it with `convir eval composed`"
         )
-    factory = _agent_factory(agents[0]) if agents else None
+    if use_ray:
+        from convir.ray_cluster import require_ray
 
-    from convir.evaluation.loop import run_dialogues, summarize, write_run_file, write_text
+        require_ray()  # before building anything
+
+    from convir.evaluation.loop import summarize, write_run_file, write_text
     from convir.evaluation.plots import plot_hits
-    from convir.evaluation.text_baseline import TextBaseline
 
-    if chatir:
-        assert index is not None and dialogues_file is not None
-        setup = _chatir_setup(index, dialogues_file, search_space, dialogues, bool(agents))
+    spec = _RunSpec(
+        chatir,
+        tuple(labels),
+        tuple(modes),
+        policy,
+        seed,
+        gallery_size,
+        dialogues,
+        error_rate,
+        _absolute(index),
+        _absolute(dialogues_file),
+        _absolute(search_space),
+        progress,
+    )
+    setup, systems = _build(spec)
+    size = setup.resources.index.count
+    if use_ray:
+        runs = _ray_runs(
+            spec, list(systems), setup.dialogue_ids, rounds, workers, ray_address, ray_actors
+        )
     else:
-        assert gallery_size is not None and dialogues is not None and error_rate is not None
-        setup = _testbed_setup(
-            gallery_size, dialogues, seed, error_rate, bool(agents), policy, progress
-        )
-    resources = setup.resources
-    size = resources.index.count
-    systems: dict[str, Any] = {}  # built up front: a bad configuration fails before any run
-    for label in labels:
-        if label == "concat":
-            systems[label] = TextBaseline(resources, seed=seed, questions=setup.concat_questions)
-            continue
-        for mode in modes:
-            name = label if len(modes) == 1 else f"{label}-{mode}"
-            systems[name] = factory(resources, label, policy.value, mode, seed=seed)
+        runs = _local_runs(setup, systems, rounds, workers, progress)
     summary: dict[str, Any] = {}
-    for label, system in systems.items():
-        start = time.perf_counter()
-        records = run_dialogues(
-            system, setup.new_user(), setup.dialogue_ids, rounds, workers, progress, label
-        )
-        seconds = time.perf_counter() - start
+    for label, records, seconds in runs:
         write_run_file(records, out / f"{label}.run.jsonl")
         scores = summarize(records, HITS_K, search_space_size=size)
         summary[label] = _summary_entry(scores, seconds, rounds)
