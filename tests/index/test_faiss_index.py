@@ -46,7 +46,7 @@ def test_pq_factory_trains_on_the_vectors_and_ranks_each_vector_near_itself():
 
 def test_search_params_are_settable_and_only_where_they_apply():
     _, ivf = build(400, "IVF8,Flat")
-    assert ivf.nprobe == 8 and ivf.ef_search is None  # default min(16, nlist)
+    assert ivf.nprobe == 8 and ivf.ef_search is None  # default: all 8 lists (fewer than 16)
     ivf.nprobe = 3
     assert ivf.nprobe == 3
     with pytest.raises(InputError, match="--ef-search applies to HNSW"):
@@ -135,18 +135,60 @@ def test_trainable_factories_need_training_and_enough_vectors():
         GalleryIndex(32, "IVF4,Bogus")
 
 
-def test_default_factory_scales_with_the_gallery():
+def test_default_factory_follows_the_measured_rule():
+    """Flat up to 50k, HNSW32 up to 1M, IVF<n>,SQ8 above (docs/performance.md)."""
     assert default_factory(10) == "Flat"
-    assert default_factory(50_000) == "Flat"
-    assert default_factory(50_001) == "IVF1024,Flat"
-    assert default_factory(1_000_000) == "IVF4096,Flat"
-    assert default_factory(10_000_000, 512) == "IVF16384,PQ128"
-    assert default_factory(10_000_000, 130) == "IVF16384,SQ8"
-    for count in (50_001, 200_000, 1_000_000, 10_000_000):
+    assert default_factory(50_000, 128) == "Flat"
+    assert default_factory(50_001, 128) == "HNSW32"
+    assert default_factory(1_000_000, 128) == "HNSW32"
+    assert default_factory(1_000_001, 128) == "IVF4096,SQ8"
+    assert default_factory(10_000_000, 512) == "IVF16384,SQ8"
+    assert default_factory(10_000_000) == default_factory(10_000_000, 130)  # dim-independent
+    for count in (1_000_001, 10_000_000, 100_000_000):
         factory = default_factory(count, 128)
         nlist = int(factory.split(",")[0][3:])
-        assert 39 * nlist <= count  # k-means gets enough points per list
-        assert GalleryIndex(128, factory).min_train_vectors >= nlist  # faiss parses it
+        assert nlist == fi.ivf_nlist(count) and 39 * nlist <= count  # enough k-means points
+        assert GalleryIndex(128, factory).nlist == nlist  # faiss parses it
+
+
+def test_default_search_parameters_are_the_measured_ones():
+    assert GalleryIndex(128, "HNSW32").ef_search == fi.DEFAULT_EF_SEARCH == 64
+    # about 2*sqrt(nlist), at least 16, never more lists than there are
+    assert [fi.default_nprobe(n) for n in (8, 64, 256, 1024, 4096, 16384)] == [
+        8,
+        16,
+        32,
+        64,
+        128,
+        256,
+    ]
+    assert GalleryIndex(128, "IVF4096,SQ8").nprobe == 128
+    assert GalleryIndex(32, "IVF256,Flat").nprobe == 32
+
+
+def embedding_like(n, d=64, seed=0):
+    """Unit vectors with a decaying spectrum around a common direction, as CLIP embeddings
+    have (random isotropic vectors are the worst case no approximate index handles)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)) / np.sqrt(1.0 + np.arange(d)) + 0.5 / np.sqrt(d)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "factory, floor",
+    # HNSW32 at efSearch 64: 0.998-1.0 here (0.99 at 1M in the benchmark). IVF64 at 16 lists
+    # sits at 0.95-0.97 on these small sets depending on the seed, so the test asks less of
+    # it and checks it is far above faiss's own nprobe=1 (0.36); the 0.95 evidence for the
+    # IVF default is the benchmark's 0.985 at 1M (docs/performance.md).
+    [("HNSW32", 0.95), ("IVF64,SQ8", 0.9)],
+)
+def test_default_search_parameters_reach_the_recall_target(factory, floor):
+    x, queries = embedding_like(5000), embedding_like(200, seed=1)
+    ids = [str(i) for i in range(len(x))]
+    exact = GalleryIndex.build(x, ids, ids, factory="Flat").search(queries, 10)[1]
+    found = GalleryIndex.build(x, ids, ids, factory=factory).search(queries, 10)[1]
+    recall = np.mean([len(np.intersect1d(f, t)) / 10 for f, t in zip(found, exact, strict=True)])
+    assert recall >= floor
 
 
 @pytest.mark.parametrize("factory", ["Flat", "IVF8,Flat", "HNSW16"])
