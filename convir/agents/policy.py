@@ -103,6 +103,8 @@ def invalid_reason(action: LLMAction, state: ConvState, options: Options) -> str
         "query"
     ):
         return f"{action.tool} needs a refined query first"
+    if action.tool == "ask_clarification" and "retrieve" not in done:
+        return "ask_clarification needs this turn's retrieve first (the last answer is not in it)"
     if action.tool in ("ot_rerank", "ask_clarification") and not state.get("candidates"):
         return f"{action.tool} needs candidates first"
     return None
