@@ -1,22 +1,10 @@
 """The evaluation and per-turn benchmarks run end to end at a tiny size (no timings checked)."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
+from bench_script import load_benchmark
 
 
 def test_bench_eval_threaded_and_single_runs_agree():
-    report = load("bench_eval").main(
+    report = load_benchmark("bench_eval").main(
         ["--dialogues", "4", "--rounds", "1", "--gallery-size", "200", "--workers", "2", "--json"]
     )
     assert report["identical_run_files"] is True
@@ -24,7 +12,7 @@ def test_bench_eval_threaded_and_single_runs_agree():
 
 
 def test_bench_turn_reports_every_node_of_the_text_pipeline():
-    report = load("bench_turn").main(
+    report = load_benchmark("bench_turn").main(
         [
             "--gallery-size",
             "200",

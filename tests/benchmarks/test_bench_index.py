@@ -1,23 +1,15 @@
 """The index benchmark runs end to end at a tiny size and reports what it promises (no timings)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from bench_script import load_benchmark
 
 pytest.importorskip("faiss")
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_index.py"
 
 
 def load_bench():
-    """Import the script by path (benchmarks/ is not a package); dataclasses need sys.modules."""
-    spec = importlib.util.spec_from_file_location("bench_index", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_index", module)
-    spec.loader.exec_module(sys.modules["bench_index"])
-    return sys.modules["bench_index"]
+    return load_benchmark("bench_index")
 
 
 @pytest.fixture(scope="module")

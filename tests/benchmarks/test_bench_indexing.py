@@ -1,23 +1,16 @@
 """The indexing benchmark runs end to end on a tiny folder and reports what it promises
 (no timings)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from bench_script import load_benchmark
 
 pytest.importorskip("faiss")
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_indexing.py"
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_indexing", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_indexing", module)
-    spec.loader.exec_module(sys.modules["bench_indexing"])
-    return sys.modules["bench_indexing"]
+    return load_benchmark("bench_indexing")
 
 
 def test_quick_json_compares_convir_index_with_the_forward_pass(tmp_path, capsys):

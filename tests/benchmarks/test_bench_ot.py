@@ -1,23 +1,15 @@
 """The OT benchmark runs end to end at a tiny size and reports what it promises (no timings)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from bench_script import load_benchmark
 
 pytest.importorskip("ot")
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_ot.py"
 
 
 def load_bench():
-    """Import the script by path (benchmarks/ is not a package); dataclasses need sys.modules."""
-    spec = importlib.util.spec_from_file_location("bench_ot", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_ot", module)
-    spec.loader.exec_module(sys.modules["bench_ot"])
-    return sys.modules["bench_ot"]
+    return load_benchmark("bench_ot")
 
 
 def test_quick_json_reports_every_method_with_accuracy(capsys):
