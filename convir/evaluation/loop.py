@@ -17,8 +17,6 @@ order, so a deterministic system and user give the same records for any ``worker
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from convir.errors import InputError
+from convir.evaluation.runfile import write_text
 
 if TYPE_CHECKING:
     from convir.evaluation.runfile import ChatIRRun, ChatIRScores
@@ -155,27 +154,6 @@ def run_dialogues(
     finally:
         bar.close()
     return [rec for dialogue in results for rec in dialogue]
-
-
-def write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` atomically (temp file + rename, mode from the umask), making parents:
-    an interrupted run never leaves a half-written file that looks complete."""
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"{p} is a folder; pass a file name inside it")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=p.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
 
 
 def write_run_file(records: Sequence[RunRecord], path: str | Path) -> Path:

@@ -514,21 +514,33 @@ def circo_submission(
     return {str(q): _circo_ids(run.rankings[str(q)], str(q))[:top] for q in qids}
 
 
-def write_json(path: str | Path, obj: Any) -> Path:
-    """Write JSON atomically (temp file + rename), creating the parent folder."""
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` atomically (temp file + rename, mode from the umask), making parents:
+    an interrupted run never leaves a half-written file that looks complete."""
     p = Path(path)
     if p.is_dir():
-        raise InputError(f"--out {p} is a folder; pass a file name such as {p / 'submission.json'}")
+        raise InputError(f"{p} is a folder; pass a file name inside it")
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=p.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh)
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return p
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write JSON atomically (temp file + rename), creating the parent folder."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"--out {p} is a folder; pass a file name such as {p / 'submission.json'}")
+    return write_text(p, json.dumps(obj))
 
 
 __all__ = [
