@@ -50,6 +50,11 @@ class ConvState(TypedDict, total=False):
     transcript: Annotated[list[str], operator.add]
 
 
+def has_reference(state: ConvState) -> bool:
+    """A composed query: a gallery reference image or an uploaded one's embedding."""
+    return bool(state.get("reference_id") or state.get("reference_vector"))
+
+
 class AgentConfig(BaseModel):
     """Knobs of one agent; every default is documented in docs/agent.md."""
 

@@ -19,10 +19,11 @@ same thread starts the next turn at ``receive``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from convir.agents.policy import Options, Policy, RulePolicy
-from convir.state import MAX_MESSAGE_CHARS, TOOLS, AgentConfig, ConvState
+from convir.state import MAX_MESSAGE_CHARS, TOOLS, AgentConfig, ConvState, has_reference
 
 if TYPE_CHECKING:
     from convir.agents.resources import Resources
@@ -44,7 +45,7 @@ def receive_node(config: AgentConfig) -> Callable[[ConvState], dict]:
         message, note = clean_message(state.get("message", ""))
         dialogue = state.get("dialogue", [])
         first = not dialogue
-        reference = state.get("reference_id") or state.get("reference_vector")
+        reference = has_reference(state)
         strategy = config.strategy
         if strategy == "auto":
             strategy = "stitch" if reference else "dar"
@@ -67,16 +68,20 @@ def receive_node(config: AgentConfig) -> Callable[[ConvState], dict]:
 def policy_node(
     policy: Policy, options: Options, config: AgentConfig
 ) -> Callable[[ConvState], dict]:
-    """Ask the policy for the next action; a turn that ran ``max_steps`` tools must end."""
+    """Ask the policy for the next action; a turn that ran ``max_steps`` tools must end.
+
+    ``options`` holds what the agent can do; whether this conversation has a reference
+    image is read from its state."""
 
     def decide(state: ConvState) -> dict:
         if len(state.get("steps", [])) >= config.max_steps:
             return {"next_action": "finish", "transcript": ["policy: step limit, finish"]}
-        d = policy.decide(state, options)
+        here = replace(options, has_reference=has_reference(state))
+        d = policy.decide(state, here)
         line = f"policy: {d.action} ({d.strategy}) - {d.reason}"
         if d.note:
             line += f" [fallback: {d.note}]"
-        strategy = d.strategy if d.strategy != "stitch" or options.has_reference else "dar"
+        strategy = d.strategy if d.strategy != "stitch" or here.has_reference else "dar"
         if config.strategy != "auto":  # a strategy fixed by configuration stays fixed
             strategy = state.get("strategy", strategy)
         return {"next_action": d.action, "strategy": strategy, "transcript": [line]}
@@ -118,7 +123,7 @@ def build_graph(
 
     graph = StateGraph(ConvState)
     graph.add_node("receive", receive_node(config))
-    graph.add_node("policy", _with_reference(policy_node, policy, options, config))
+    graph.add_node("policy", policy_node(policy, options, config))
     graph.add_node("refine_query", refine_query.node(resources, refiner))
     graph.add_node("generate_images", generate_images.node(resources, config))
     graph.add_node("retrieve", retrieve.node(resources, config, answers))
@@ -138,19 +143,3 @@ def build_graph(
     )
     graph.add_edge("await_answer", "policy")
     return graph.compile(checkpointer=checkpointer)
-
-
-def _with_reference(
-    make: Callable[[Policy, Options, AgentConfig], Callable[[ConvState], dict]],
-    policy: Policy,
-    options: Options,
-    config: AgentConfig,
-) -> Callable[[ConvState], dict]:
-    """The policy node, told per state whether this conversation has a reference image."""
-    from dataclasses import replace
-
-    with_ref = make(policy, replace(options, has_reference=True), config)
-    without = make(policy, options, config)
-    return lambda state: (
-        with_ref if state.get("reference_id") or state.get("reference_vector") else without
-    )(state)
