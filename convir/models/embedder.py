@@ -145,16 +145,45 @@ class OpenClipEmbedder:
         self.dim = int(proj.shape[1]) if proj is not None else int(model.visual.output_dim)
 
     # -- text ---------------------------------------------------------------------------
-    def _text_tokens(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pooled and per-token projected features of a CLIP text tower."""
+    def _pool_positions(self, ids: torch.Tensor) -> torch.Tensor | None:
+        """Where each row's pooled token sits, or None when pooling does not point at one.
+
+        Only then can the padding after it be cut (see :meth:`_text_forward`).
+        """
+        m = self.model
+        pool = getattr(m, "text_pool_type", None)
+        if pool == "argmax":
+            return ids.argmax(dim=-1)
+        eos = getattr(m, "text_eos_id", None)
+        if pool == "eos" and eos is not None:
+            return (ids == eos).int().argmax(dim=-1)
+        return None
+
+    def _text_forward(
+        self, ids: torch.Tensor, tokens: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Projected pooled features (and per-token features) of a CLIP text tower.
+
+        The padding after the longest row's pooled token is cut before the transformer: with
+        a causal mask no position attends to a later one, so the cut changes no feature (up
+        to float rounding, ~1e-7), and a 12-word query costs a fifth of the 64- or 77-token
+        context. Towers without a causal mask or a pooled position run on the full context.
+        """
         import open_clip.transformer as oct
 
         m = self.model
         if not hasattr(m, "token_embedding"):
-            raise ModelError(f"{self.name}: token features need an open_clip CLIP text tower")
+            if tokens:
+                raise ModelError(f"{self.name}: token features need an open_clip CLIP text tower")
+            return m.encode_text(ids), None
+        where = self._pool_positions(ids)
+        mask = m.attn_mask
+        if where is not None and mask is not None and getattr(m, "cls_emb", None) is None:
+            length = int(where.max()) + 1
+            ids, mask = ids[:, :length], mask[:length, :length]
         cast = m.transformer.get_cast_dtype()
-        x = m.token_embedding(ids).to(cast) + m.positional_embedding.to(cast)
-        x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask))
+        x = m.token_embedding(ids).to(cast) + m.positional_embedding[: ids.shape[1]].to(cast)
+        x = m.ln_final(m.transformer(x, attn_mask=mask))
         pooled = oct.text_global_pool(
             x, ids, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None)
         )
@@ -163,8 +192,8 @@ class OpenClipEmbedder:
             project = (
                 proj if callable(proj) and not hasattr(proj, "shape") else (lambda t: t @ proj)
             )
-            pooled, x = project(pooled), project(x)
-        return pooled, x
+            pooled, x = project(pooled), project(x) if tokens else x
+        return pooled, x if tokens else None
 
     def encode_text(self, texts: Sequence[str], *, tokens: bool = False) -> TextFeatures:
         import torch
@@ -173,21 +202,24 @@ class OpenClipEmbedder:
         if len(texts) == 0:
             raise ValueError("encode_text needs at least one text")
         pooled_parts, token_parts, mask_parts = [], [], []
+        width = 0
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 ids = self.tokenizer(list(texts[start : start + self.batch_size])).to(self.device)
-                if tokens:
-                    pooled, toks = self._text_tokens(ids)
-                    mask = ids != 0
+                pooled, toks = self._text_forward(ids, tokens)
+                pooled_parts.append(F.normalize(pooled.float(), dim=-1))
+                if toks is not None:
+                    mask = ids[:, : toks.shape[1]] != 0
                     mask[:, 0] = False  # start-of-text carries no content
                     token_parts.append(F.normalize(toks.float(), dim=-1))
                     mask_parts.append(mask)
-                else:
-                    pooled = self.model.encode_text(ids)
-                pooled_parts.append(F.normalize(pooled.float(), dim=-1))
+                    width = max(width, toks.shape[1])
         pooled = torch.cat(pooled_parts)
         if not tokens:
             return TextFeatures(pooled)
+        # chunks may be cut to different lengths: pad back to the longest (masked out)
+        token_parts = [F.pad(t, (0, 0, 0, width - t.shape[1])) for t in token_parts]
+        mask_parts = [F.pad(k, (0, width - k.shape[1])) for k in mask_parts]
         return TextFeatures(pooled, torch.cat(token_parts), torch.cat(mask_parts))
 
     # -- images -------------------------------------------------------------------------
