@@ -5,8 +5,9 @@ images so large that decoding them would exhaust memory. Each such file is skipp
 ``warning: skipped <path>: <reason>`` line on stderr, and indexing goes on. The pixel count
 is read from the header *before* decoding, so an oversized image is never decoded.
 
-Decoding and preprocessing run in a small thread pool, one batch ahead of the model, so
-reading images overlaps with embedding (Pillow and torch both release the GIL).
+Decoding and the per-image part of preprocessing (resize/crop) run in a small thread pool,
+one batch ahead of the model, so reading images overlaps with embedding (Pillow and torch
+both release the GIL); the float conversion and normalisation run once per batch.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-    from convir.models.embedder import ImageFeatures
+    from convir.models.embedder import ImageFeatures, PreparedImage
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 DEFAULT_MAX_PIXELS = 50_000_000  # ~7000 x 7000; a decoded RGB image of this size takes 150 MB
@@ -53,7 +54,9 @@ class TensorEmbedder(Protocol):
 
     dim: int
 
-    def image_tensor(self, images: Sequence[Image.Image]) -> torch.Tensor: ...
+    def prepare_image(self, image: Image.Image) -> PreparedImage: ...
+
+    def collate_images(self, prepared: Sequence[PreparedImage]) -> torch.Tensor: ...
 
     def encode_image_tensor(self, pixels: torch.Tensor) -> ImageFeatures: ...
 
@@ -145,23 +148,23 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
             )
         try:
             im.load()
-            upright = ImageOps.exif_transpose(im)
-            if "A" in upright.getbands() or "transparency" in upright.info:
-                rgba = upright.convert("RGBA")
+            ImageOps.exif_transpose(im, in_place=True)  # no copy: convert() below makes one
+            if "A" in im.getbands() or "transparency" in im.info:
+                rgba = im.convert("RGBA")
                 white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 return Image.alpha_composite(white, rgba).convert("RGB")
-            return upright.convert("RGB")
+            return im.convert("RGB")  # a copy, also when RGB: ``with`` closes ``im``
         except (
             Exception
         ) as exc:  # Pillow signals bad data with many types (OSError, SyntaxError...)
             raise UnreadableImageError(f"corrupt image data ({exc})") from exc
 
 
-def _prepare(path: Path, embedder: TensorEmbedder, max_pixels: int) -> torch.Tensor:
-    """Decode and preprocess one image (runs in a worker thread)."""
+def _prepare(path: Path, embedder: TensorEmbedder, max_pixels: int) -> PreparedImage:
+    """Decode one image and do its per-image preprocessing (runs in a worker thread)."""
     image = load_image(path, max_pixels)
     try:
-        return embedder.image_tensor([image])[0]
+        return embedder.prepare_image(image)
     except Exception as exc:  # a transform failing on an odd image skips it, not the run
         raise UnreadableImageError(f"could not preprocess ({type(exc).__name__}: {exc})") from exc
 
@@ -191,7 +194,6 @@ def embed_images(
     The next batch is decoded by ``workers`` threads while the model embeds the current
     one. Ids are paths relative to ``root`` in posix style.
     """
-    import torch
     from PIL import Image
     from tqdm import tqdm
 
@@ -208,7 +210,7 @@ def embed_images(
     bar = tqdm(total=len(files), desc="embed", unit="img", file=sys.stderr, disable=not progress)
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="convir-decode")
 
-    def submit(chunk: list[Path]) -> list[Future[torch.Tensor]]:
+    def submit(chunk: list[Path]) -> list[Future[PreparedImage]]:
         return [pool.submit(_prepare, p, embedder, max_pixels) for p in chunk]
 
     # Our own max_pixels check replaces Pillow's soft bomb warning; one filter for the run
@@ -220,11 +222,11 @@ def embed_images(
             for n, chunk in enumerate(chunks):
                 current = pending
                 pending = submit(chunks[n + 1]) if n + 1 < len(chunks) else []
-                tensors = []
+                prepared = []
                 start = n * batch_size
                 for j, (path, future) in enumerate(zip(chunk, current, strict=True)):
                     try:
-                        tensors.append(future.result())
+                        prepared.append(future.result())
                     except UnreadableImageError as exc:
                         item = Skipped(str(path.absolute()), exc.reason)
                         out.skipped.append(item)
@@ -233,8 +235,9 @@ def embed_images(
                         continue
                     out.ids.append(ids[start + j])
                     out.paths.append(str(path.absolute()))
-                if tensors:
-                    pooled = embedder.encode_image_tensor(torch.stack(tensors)).pooled
+                if prepared:  # batch-wide normalisation here: one op, not one per image
+                    pixels = embedder.collate_images(prepared)
+                    pooled = embedder.encode_image_tensor(pixels).pooled
                     parts.append(pooled.float().cpu().numpy())
                 bar.update(len(chunk))
         finally:

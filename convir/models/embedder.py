@@ -11,14 +11,20 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 from convir.errors import HubUnavailableError, ModelError
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    import numpy as np
     import torch
     from PIL import Image
+
+    PreparedImage: TypeAlias = np.ndarray | torch.Tensor  # uint8 [H, W, 3] or float [3, H, W]
 
 TESTBED_MODEL = "convir-testbed-clip"
 ASSETS = Path(__file__).resolve().parent.parent / "testbed" / "assets"
@@ -35,6 +41,84 @@ class TextFeatures(NamedTuple):
 class ImageFeatures(NamedTuple):
     pooled: torch.Tensor  # [B, D], unit norm
     patches: torch.Tensor | None = None  # [B, P, D], unit norm per patch
+
+
+def _keeps_size(step: Callable, size: tuple[int, int]) -> bool:
+    """Whether a torchvision Resize or CenterCrop returns a (w, h) = ``size`` image unchanged."""
+    target = step.size
+    if isinstance(target, int) or len(target) == 1:  # Resize(int): sets the shorter side
+        short = target if isinstance(target, int) else target[0]
+        max_size = getattr(step, "max_size", None)
+        return min(size) == short and (max_size is None or max(size) <= max_size)
+    return (size[1], size[0]) == tuple(target)
+
+
+@dataclass(frozen=True)
+class PixelRecipe:
+    """open_clip's image transform split in two halves that give the same tensors.
+
+    Per image: the Resize/CenterCrop steps on the PIL image, each skipped when it would
+    return the image unchanged (as for an image already at the model's input size), then
+    the uint8 pixels. Per batch: one float conversion and ``(x / 255 - mean) / std`` over
+    [B, 3, H, W], instead of a ToTensor and a Normalize per image (~5x the CPU time).
+    """
+
+    geometry: tuple[Callable, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def pixels(self, rgb: Image.Image) -> np.ndarray:
+        import numpy as np
+
+        for step in self.geometry:
+            if not _keeps_size(step, rgb.size):
+                rgb = step(rgb)
+        return np.asarray(rgb)
+
+    def normalise(self, arrays: Sequence[np.ndarray]) -> torch.Tensor:
+        import numpy as np
+        import torch
+
+        pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+        out = torch.empty(pixels.shape, dtype=torch.get_default_dtype())
+        out.copy_(pixels)  # contiguous float first: the arithmetic then runs ~2.5x faster
+        mean = torch.tensor(self.mean, dtype=out.dtype).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=out.dtype).view(1, -1, 1, 1)
+        return out.div_(255).sub_(mean).div_(std)  # ToTensor's then Normalize's float ops
+
+
+def pixel_recipe(preprocess: Callable) -> PixelRecipe | None:
+    """The split form of an open_clip eval transform, or ``None`` to run it per image.
+
+    Recognised: torchvision Resize/CenterCrop steps ending in a fixed size, converts to
+    RGB, then ToTensor and a 3-channel Normalize. Anything else (other steps, or an output
+    size that depends on the input's aspect ratio) keeps the per-image transform.
+    """
+    import open_clip.transform as oct
+    from torchvision import transforms as T
+
+    steps = list(getattr(preprocess, "transforms", None) or [])
+    if len(steps) < 3 or type(steps[-1]) is not T.Normalize:
+        return None
+    if type(steps[-2]) not in (T.ToTensor, oct.MaybeToTensor):
+        return None
+    geometry = []
+    for step in steps[:-2]:
+        if step is oct._convert_to_rgb or (
+            type(step) is oct.MaybeConvertMode and step.mode == "RGB"
+        ):
+            continue  # a no-op: images arrive here as RGB
+        if type(step) not in (T.Resize, T.CenterCrop):
+            return None
+        geometry.append(step)
+    last = geometry[-1] if geometry else None
+    fixed = type(last) is T.CenterCrop or (
+        type(last) is T.Resize and not isinstance(last.size, int) and len(last.size) == 2
+    )
+    mean, std = tuple(map(float, steps[-1].mean)), tuple(map(float, steps[-1].std))
+    if not fixed or len(mean) != 3 or len(std) != 3:
+        return None
+    return PixelRecipe(tuple(geometry), mean, std)
 
 
 @runtime_checkable
@@ -135,6 +219,7 @@ class OpenClipEmbedder:
         model.eval()
         self.model = model
         self.preprocess = preprocess
+        self._recipe = pixel_recipe(preprocess)  # None: an unknown pipeline, run per image
         self.tokenizer = _tokenizer_for(model_name, checkpoint)
         self.device = torch.device(device)
         self.batch_size = batch_size
@@ -223,10 +308,28 @@ class OpenClipEmbedder:
         return TextFeatures(pooled, torch.cat(token_parts), torch.cat(mask_parts))
 
     # -- images -------------------------------------------------------------------------
-    def image_tensor(self, images: Sequence[Image.Image]) -> torch.Tensor:
+    def prepare_image(self, image: Image.Image) -> PreparedImage:
+        """The per-image half of preprocessing (cheap to run in a decode thread).
+
+        On the fast path, resize/crop only (skipped where they would not change the image)
+        and the uint8 pixels; otherwise the whole per-image transform.
+        """
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        if self._recipe is None:
+            return self.preprocess(rgb)
+        return self._recipe.pixels(rgb)
+
+    def collate_images(self, prepared: Sequence[PreparedImage]) -> torch.Tensor:
+        """The per-batch half: stack, then one fused ToTensor + Normalize over the batch."""
         import torch
 
-        return torch.stack([self.preprocess(im.convert("RGB")) for im in images])
+        if self._recipe is None:
+            return torch.stack(list(prepared))
+        return self._recipe.normalise(prepared)
+
+    def image_tensor(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """The same tensors as open_clip's per-image ``preprocess`` on each image, stacked."""
+        return self.collate_images([self.prepare_image(im) for im in images])
 
     def encode_image_tensor(self, pixels: torch.Tensor, *, patches: bool = False) -> ImageFeatures:
         """Features of an already preprocessed batch (lets loaders overlap with compute)."""

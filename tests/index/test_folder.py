@@ -106,19 +106,19 @@ def test_list_images_refuses_missing_or_imageless_folders(tmp_path):
 def test_embed_skips_bad_files_and_matches_embedding_the_good_ones(messy_folder, embedder):
     root, ids, bad = messy_folder
     skipped, threads = [], set()
-    original = embedder.image_tensor
+    original = embedder.prepare_image
 
-    def spy(images):
+    def spy(image):
         threads.add(threading.current_thread().name)
-        return original(images)
+        return original(image)
 
-    embedder.image_tensor = spy  # instance attribute, removed below
+    embedder.prepare_image = spy  # instance attribute, removed below
     try:
         result = embed_folder(
             root, embedder, batch_size=3, workers=2, progress=False, on_skip=skipped.append
         )
     finally:
-        del embedder.image_tensor
+        del embedder.prepare_image
     assert result.ids == ids  # listing order, across batch boundaries
     assert result.paths == [str(root.resolve() / i) for i in ids]
     assert sorted(s.path for s in result.skipped) == sorted(str(root.resolve() / b) for b in bad)
