@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -167,6 +168,7 @@ class AnswerModel:
         self._lock = threading.Lock()
 
     def _vectors(self, facts: list[str]) -> np.ndarray:
+        """Unit fact embeddings [len(facts), D]; each distinct fact is embedded once."""
         with self._lock:
             missing = [f for f in dict.fromkeys(facts) if f not in self._facts]
         if missing:
@@ -178,24 +180,39 @@ class AnswerModel:
 
     def probabilities(self, question: str, options: tuple[str, ...], X: np.ndarray) -> np.ndarray:
         """``p(option | image)`` [N, len(options)] for candidate vectors ``X`` [N, D]."""
-        facts = [fact(question, o) for o in options]
-        positive = [i for i, f in enumerate(facts) if f]
-        logits = np.full((len(X), len(options)), -np.inf, dtype=np.float64)
-        if positive:
-            cos = X @ self._vectors([facts[i] for i in positive]).T  # [N, P]
-            logits[:, positive] = cos / self.temperature
-            null = float(np.median(cos.max(axis=1))) / self.temperature
-        else:
-            null = 0.0
-        negative = [i for i, f in enumerate(facts) if not f]
-        logits[:, negative] = null
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
+        return self.probabilities_many([(question, options)], X)[0]
+
+    def probabilities_many(
+        self, asks: Sequence[tuple[str, tuple[str, ...]]], X: np.ndarray
+    ) -> list[np.ndarray]:
+        """:meth:`probabilities` for many questions at once: one cosine matrix for all facts.
+
+        Scoring a menu of ~30 questions this way costs one matmul and one cache lookup
+        instead of thirty of each.
+        """
+        facts = [[fact(q, o) for o in options] for q, options in asks]
+        wanted = [f for row in facts for f in row if f]
+        cos_all = X @ self._vectors(wanted).T if wanted else np.zeros((len(X), 0))
+        out, col = [], 0
+        for row in facts:
+            positive = [i for i, f in enumerate(row) if f]
+            logits = np.full((len(X), len(row)), -np.inf, dtype=np.float64)
+            if positive:
+                cos = cos_all[:, col : col + len(positive)]
+                col += len(positive)
+                logits[:, positive] = cos / self.temperature
+                null = float(np.median(cos.max(axis=1))) / self.temperature
+            else:
+                null = 0.0
+            logits[:, [i for i, f in enumerate(row) if not f]] = null
+            logits -= logits.max(axis=1, keepdims=True)
+            p = np.exp(logits)
+            out.append(p / p.sum(axis=1, keepdims=True))
+        return out
 
     def answer_loglik(self, turns: list[str], X: np.ndarray) -> np.ndarray:
         """Sum over answered turns of ``log p(answer | image)`` [N]; unknown turns add 0."""
-        total = np.zeros(len(X))
+        asks, picked = [], []
         for turn in turns:
             question, answer = split_turn(turn)
             options = options_for(question) if question else None
@@ -206,8 +223,11 @@ class AnswerModel:
                 if not fact(question, answer):
                     continue  # "i don't know", or a free-form denial: no evidence either way
                 options = (*options, answer)
-            p = self.probabilities(question, options, X)[:, options.index(answer)]
-            total += np.log(np.clip(p, 1e-6, 1.0))
+            asks.append((question, options))
+            picked.append(options.index(answer))
+        total = np.zeros(len(X))
+        for p, i in zip(self.probabilities_many(asks, X), picked, strict=True):
+            total += np.log(np.clip(p[:, i], 1e-6, 1.0))
         return total
 
 

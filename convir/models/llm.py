@@ -177,8 +177,10 @@ class OpenAICompatibleLLM(_StructuredReplies):
     and the hard worst case (a connect and a send that each nearly time out before the reply
     does) is ``request_budget + 2 * timeout``.
 
-    ``structured_output="json_object"`` sends ``{"type": "json_object", "schema": ...}``
-    instead of ``json_schema``, for llama-cpp-python's server. ``extra_body`` is merged into
+    ``structured_output="json_object"`` (or ``CONVIR_LLM_STRUCTURED=json_object``) sends
+    ``{"type": "json_object", "schema": ...}`` instead of ``json_schema``, for
+    llama-cpp-python's server, which answers ``json_schema`` with an HTTP 500 that is not
+    retried (it would fail the same way every time). ``extra_body`` is merged into
     every request (e.g. vLLM's ``{"chat_template_kwargs": {"enable_thinking": False}}``).
     """
 
@@ -193,7 +195,7 @@ class OpenAICompatibleLLM(_StructuredReplies):
         backoff: float = 0.5,
         temperature: float = 0.0,
         max_tokens: int = 512,
-        structured_output: Literal["json_schema", "json_object"] = "json_schema",
+        structured_output: Literal["json_schema", "json_object"] | None = None,
         extra_body: Mapping[str, Any] | None = None,
         client: httpx.Client | None = None,
     ) -> None:
@@ -202,9 +204,12 @@ class OpenAICompatibleLLM(_StructuredReplies):
                 "OpenAICompatibleLLM needs timeout > 0, max_retries >= 0, backoff >= 0 and "
                 f"max_tokens >= 1; got {timeout=}, {max_retries=}, {backoff=}, {max_tokens=}."
             )
+        if structured_output is None:
+            structured_output = os.environ.get("CONVIR_LLM_STRUCTURED") or "json_schema"  # type: ignore[assignment]
         if structured_output not in ("json_schema", "json_object"):
             raise InputError(
-                f"structured_output must be 'json_schema' or 'json_object', not {structured_output!r}."
+                "structured_output (CONVIR_LLM_STRUCTURED) must be 'json_schema' or "
+                f"'json_object', not {structured_output!r}."
             )
         url = (base_url or os.environ.get("CONVIR_LLM_URL") or DEFAULT_URL).strip().rstrip("/")
         if not url.startswith(("http://", "https://")):
@@ -366,6 +371,11 @@ class OpenAICompatibleLLM(_StructuredReplies):
             return _Failure(f"cannot connect ({str(exc) or type(exc).__name__})")
         except httpx.TransportError as exc:
             return _Failure(f"{type(exc).__name__}: {exc}")
+        if status >= 500 and _refuses_json_schema(raw, body):
+            raise LLMError(
+                f"The LLM server at {url} does not accept response_format json_schema (HTTP "
+                f"{status}: {_server_message(raw)}). {_JSON_OBJECT_HINT}"
+            )
         if status == 429 or status >= 500:
             return _Failure(f"HTTP {status}: {_server_message(raw)}", retry_after)
         if status >= 400:
@@ -410,16 +420,26 @@ def _server_message(raw: bytes) -> str:
     return _short(text, 300)
 
 
+_JSON_OBJECT_HINT = (
+    "For llama-cpp-python's server set CONVIR_LLM_STRUCTURED=json_object "
+    "(or structured_output='json_object')."
+)
+
+
+def _refuses_json_schema(raw: bytes, body: dict[str, Any] | None) -> bool:
+    """llama-cpp-python's server answers a json_schema response_format with an HTTP 500
+    naming the types it does accept ("'text' or 'json_object'"): a refusal, not an outage."""
+    fmt = (body or {}).get("response_format") or {}
+    return fmt.get("type") == "json_schema" and b"json_object" in raw
+
+
 def _hint_for(status: int, body: dict[str, Any] | None) -> str:
     if status in (401, 403):
         return "Check the API key: CONVIR_LLM_API_KEY must match the server's --api-key."
     if status == 404:
         return "Check CONVIR_LLM_URL and CONVIR_LLM_MODEL; GET /v1/models lists the served models."
     if body and "response_format" in body and status in (400, 422):
-        return (
-            "The server may not support response_format json_schema; for llama-cpp-python's "
-            "server use structured_output='json_object'."
-        )
+        return f"The server may not support response_format json_schema. {_JSON_OBJECT_HINT}"
     return ""
 
 

@@ -70,9 +70,8 @@ def choose_question(
         q = open_questions[np.random.default_rng(seed).integers(len(open_questions))]
         gain = information_gain(answers.probabilities(q.text, q.options, X), w) if len(X) else 0.0
         return q, gain
-    gains = [
-        information_gain(answers.probabilities(q.text, q.options, X), w) for q in open_questions
-    ]
+    probs = answers.probabilities_many([(q.text, q.options) for q in open_questions], X)
+    gains = [information_gain(p, w) for p in probs]
     best = int(np.argmax(gains))  # ties: the menu's order
     return open_questions[best], gains[best]
 

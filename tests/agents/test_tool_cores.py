@@ -40,6 +40,9 @@ class FixedAnswers:
     def probabilities(self, question, options, X):
         return self.table[question]
 
+    def probabilities_many(self, asks, X):
+        return [self.table[q] for q, _ in asks]
+
 
 def test_choose_question_takes_the_best_split_and_never_repeats():
     X = np.zeros((4, 8))
@@ -96,6 +99,26 @@ def test_the_answer_model_prefers_the_true_answer(testbed):
     assert loglik[white].mean() > loglik[~white].mean() + 1.0
     # turns the model cannot use add nothing
     assert not model.answer_loglik(["is it pretty? i don't know"], testbed.vectors[:5]).any()
+
+
+def test_a_whole_menu_scored_at_once_equals_each_question_alone(testbed):
+    """One matmul for every fact of the menu, incl. negative options ("nothing is there")
+    and an answer outside the options, gives each question's own distribution."""
+    dialogue = ["a red circle and a blue star"]
+    menu = menu_for_testbed(dialogue)
+    asks = [(q.text, q.options) for q in menu] + [("is it pretty?", ("yes", "no"))]
+    assert len(asks) > 10
+    X = testbed.vectors[:60]
+    model = AnswerModel(testbed.embedder, temperature=0.1)
+    together = model.probabilities_many(asks, X)
+    fresh = AnswerModel(testbed.embedder, temperature=0.1)
+    for (question, options), p in zip(asks, together, strict=True):
+        alone = fresh.probabilities(question, options, X)
+        assert p.shape == (60, len(options))
+        # the facts are embedded in one batch vs one by one: float32 rounding, ~1e-6 here
+        np.testing.assert_allclose(p, alone, rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    assert model.probabilities_many([], X) == []
 
 
 def test_dar_fusion_vector_ranks_exactly_like_the_fused_score():

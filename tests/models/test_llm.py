@@ -187,7 +187,7 @@ def test_401_is_not_retried(llm_server):
 
 def test_400_on_response_format_hints_at_json_object(llm_server):
     llm_server.push(Reply.error(400, "unknown response_format"))
-    with pytest.raises(LLMError, match="structured_output='json_object'"):
+    with pytest.raises(LLMError, match="CONVIR_LLM_STRUCTURED=json_object"):
         client(llm_server).complete(MESSAGES, Action)
 
 
@@ -244,3 +244,24 @@ def test_scripted_llm_callable_and_output_error():
     with pytest.raises(LLMOutputError):
         broken.complete(MESSAGES, Action)
     assert broken.remaining == 0
+
+
+def test_llama_cpp_500_refusing_json_schema_is_not_retried(llm_server):
+    """llama-cpp-python's server: HTTP 500 "'text' or 'json_object'" for a json_schema request;
+    retrying cannot help, so the client says what to set instead, after one request."""
+    refusal = "response_format type must be either 'text' or 'json_object'"
+    llm_server.push(Reply.error(500, refusal), Reply.json(GOOD))
+    with pytest.raises(LLMError, match="CONVIR_LLM_STRUCTURED=json_object") as info:
+        client(llm_server).complete(MESSAGES, Action)
+    assert not isinstance(info.value, LLMUnavailableError)
+    assert len(llm_server.requests) == 1
+
+
+def test_structured_output_mode_from_the_environment(llm_server, monkeypatch):
+    monkeypatch.setenv("CONVIR_LLM_STRUCTURED", "json_object")
+    llm_server.push(Reply.json(GOOD))
+    client(llm_server).complete(MESSAGES, Action)
+    assert llm_server.requests[0].body["response_format"]["type"] == "json_object"
+    monkeypatch.setenv("CONVIR_LLM_STRUCTURED", "yaml")
+    with pytest.raises(InputError, match="CONVIR_LLM_STRUCTURED"):
+        client(llm_server)
