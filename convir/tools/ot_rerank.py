@@ -16,14 +16,9 @@ the image but background patches may stay unused; image -> text is the mirror im
 distance is the mean of the two linear costs; ``reg_m = inf`` recovers balanced OT (both
 directions equal ``ot.sinkhorn2``), ``reg_m -> 0`` tends to a symmetric soft Chamfer distance.
 
-Solver: Sinkhorn on the dual potentials in the log domain, where a zero mass is a ``-inf``
-log-mass that simply drops out of every log-sum-exp. By default the log-sum-exps are evaluated
-through a cached kernel into which the potentials are absorbed whenever they have moved far
-(Schmitzer's stabilisation: one ``exp`` of [n, m] per absorption instead of one per half-step,
-batched matrix-vector products in between, exact log-sum-exps again if the kernel ever under-
-or overflows). Each problem gets its own over-relaxation factor, tuned from its observed
-convergence rate with Young's SOR relation, and leaves the batch as soon as it has converged,
-so a batch costs about what its problems cost one by one, minus the per-call overheads.
+Solver: batched Sinkhorn on the dual potentials (``convir.tools.sinkhorn``): scaling-form
+iterations through a cached kernel, stabilised in the log domain where the cost range needs
+it, per-problem over-relaxation, converged problems leaving the batch.
 
 References:
 - M. Cuturi, "Sinkhorn distances", NeurIPS 2013 (entropic OT).
@@ -41,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,16 +44,10 @@ from torch import Tensor
 
 from convir.errors import InputError
 from convir.state import AgentConfig, ConvState
+from convir.tools.sinkhorn import Method, solve
 
 if TYPE_CHECKING:
     from convir.agents.resources import Resources
-
-Method = Literal["absorb", "lse"]
-
-_ABSORB_DRIFT = 10.0  # absorb a problem's scalings into its kernel once they exceed e^10
-_WARMUP_CHECKS = 2  # plain Sinkhorn until two checks have given a first convergence rate
-_OMEGA_MAX = 1.9  # over-relaxation stays well inside (0, 2), where it is locally convergent
-_STRIKES = 3  # checks in a row without a new best error before a problem drops back to omega=1
 
 
 class OTInputError(InputError, ValueError):
@@ -123,239 +112,7 @@ def sinkhorn_cost(
         _check_equal_mass(a, b)
     tau_a = torch.full((C.shape[0], 1), _tau(reg_a, reg), dtype=C.dtype, device=C.device)
     tau_b = torch.full((C.shape[0], 1), _tau(reg_b, reg), dtype=C.dtype, device=C.device)
-    return _sinkhorn(C, a, b, reg, tau_a, tau_b, n_iter, tol, method, overrelax, check_every)
-
-
-@torch.no_grad()
-def _sinkhorn(
-    C: Tensor,
-    a: Tensor,
-    b: Tensor,
-    reg: float,
-    tau_a: Tensor,
-    tau_b: Tensor,
-    n_iter: int,
-    tol: float | None,
-    method: Method,
-    overrelax: bool,
-    check_every: int,
-) -> Tensor:
-    """Validated core; ``tau`` [B, 1] is each marginal's exponent (1 = hard constraint).
-
-    Potentials are scaled by 1/reg: P = a b^T exp(-C/reg + phi + psi). In "absorb" mode
-    the state is (phi0, psi0), absorbed in the kernel exp(-C/reg + phi0 + psi0), plus small
-    offsets (x, y) kept as [B, 1, n] rows for ``bmm``; small offsets keep the convergence test
-    precise even in float32.
-    """
-    B = C.shape[0]
-    if B == 0:
-        return C.new_zeros(0)
-    la, lb = a.log(), b.log()  # log(0) = -inf: padding drops out of every log-sum-exp
-    phi_out, psi_out = torch.empty_like(a), torch.empty_like(b)
-    absorb = method == "absorb"
-
-    # Per-problem state, compacted together as problems converge.
-    s: dict[str, Tensor] = {
-        "idx": torch.arange(B, device=C.device),
-        "C": C,
-        "a": a,
-        "b": b,
-        "la": la,
-        "lb": lb,
-        "sa": a.sum(1, keepdim=True),
-        "sb": b.sum(1, keepdim=True),
-        "ta": tau_a,
-        "tb": tau_b,
-        "omega": torch.ones(B, 1, dtype=C.dtype, device=C.device),
-    }
-    Kl = C * (-1.0 / reg)
-    phi, psi = _lse_init(Kl, la, lb, tau_a, tau_b)
-    if absorb:
-        s.update(_absorb(Kl, phi, psi, s))
-    else:
-        s.update(Kl=Kl, phi=phi, psi=psi)
-    del Kl
-    hist: dict[str, Tensor] = {}  # over-relaxation bookkeeping
-    done_iters, n_check = 0, 0
-
-    while done_iters < n_iter and s["idx"].numel() > 0:
-        k = min(check_every, n_iter - done_iters)
-        relax = overrelax and n_check >= _WARMUP_CHECKS  # omega may differ from 1 from now on
-        if absorb:
-            snap = _potentials(s, absorb)
-            s["x"], s["y"], err = _absorb_block(s, k, relax)
-            bad = ~(torch.isfinite(s["x"]).all(2) & torch.isfinite(s["y"]).all(2)).squeeze(1)
-            drift = torch.maximum(s["x"].abs().amax((1, 2)), s["y"].abs().amax((1, 2)))
-        else:
-            s["phi"], s["psi"], err = _lse_block(s, s["Kl"], s["phi"], s["psi"], k, relax)
-            bad = torch.zeros_like(err, dtype=torch.bool)
-            drift = torch.zeros_like(err)
-        bad |= ~torch.isfinite(err)
-        done_iters += k
-        n_check += 1
-        conv = err < tol if tol is not None else torch.zeros_like(bad)
-        # The one host sync of a check: who converged, who broke, whose kernel needs refreshing.
-        conv_h, bad_h, drift_h = torch.stack(
-            [conv & ~bad, bad, (drift > _ABSORB_DRIFT) & ~bad]
-        ).cpu()
-
-        if absorb and bad_h.any():
-            # The cached kernel under/overflowed (extreme cost ranges): redo this block from the
-            # last good potentials with exact log-sum-exps and plain steps, then absorb afresh.
-            i = bad_h.nonzero().squeeze(1).to(C.device)
-            sub = {key: s[key][i] for key in ("C", "a", "b", "la", "lb", "sa", "sb", "ta", "tb")}
-            Kl_i = sub["C"] * (-1.0 / reg)
-            p, q, e = _lse_block(sub, Kl_i, snap[0][i], snap[1][i], k, relax=False)
-            for key, v in _absorb(Kl_i, p, q, sub).items():
-                s[key][i] = v
-            s["omega"][i] = 1.0
-            if "gave_up" in hist:
-                hist["gave_up"][i] = True
-            err = err.index_copy(0, i, e)
-            if tol is not None:
-                conv_h[bad_h] = (e < tol).cpu()
-
-        if absorb and drift_h.any():
-            i = drift_h.nonzero().squeeze(1).to(C.device)
-            sub = {key: s[key][i] for key in ("a", "b", "ta", "tb")}
-            p, q = (t[i] for t in _potentials(s, absorb))
-            for key, v in _absorb(s["C"][i] * (-1.0 / reg), p, q, sub).items():
-                s[key][i] = v
-
-        if overrelax:
-            s["omega"], hist = _update_omega(s["omega"], err, hist, k)
-
-        if conv_h.any():
-            i = conv_h.nonzero().squeeze(1).to(C.device)
-            phi, psi = _potentials(s, absorb)
-            phi_out[s["idx"][i]], psi_out[s["idx"][i]] = phi[i], psi[i]
-            keep = (~conv_h).nonzero().squeeze(1).to(C.device)
-            s = {key: v[keep] for key, v in s.items()}
-            hist = {key: v[keep] for key, v in hist.items()}
-
-    if s["idx"].numel() > 0:  # hit n_iter: keep the last iterate
-        phi_out[s["idx"]], psi_out[s["idx"]] = _potentials(s, absorb)
-
-    # <P, C> with P = a b^T exp(-C/reg + phi + psi), built in place: one [B, n, m] buffer.
-    P = C * (-1.0 / reg)
-    P += (phi_out + la)[:, :, None]
-    P += (psi_out + lb)[:, None, :]
-    return P.exp_().mul_(C).sum((1, 2))
-
-
-def _potentials(s: dict[str, Tensor], absorb: bool) -> tuple[Tensor, Tensor]:
-    """Current (phi, psi) as [B, n], [B, m]."""
-    if absorb:
-        return (s["phi0"] + s["x"]).squeeze(1), (s["psi0"] + s["y"]).squeeze(1)
-    return s["phi"], s["psi"]
-
-
-def _lse_init(Kl: Tensor, la: Tensor, lb: Tensor, ta: Tensor, tb: Tensor) -> tuple[Tensor, Tensor]:
-    """One exact half-step each way from zero: puts the potentials on the cost's scale."""
-    phi = -ta * torch.logsumexp(Kl + lb[:, None, :], dim=2)
-    psi = -tb * torch.logsumexp(Kl + (phi + la)[:, :, None], dim=1)
-    return phi, psi
-
-
-def _absorb(Kl: Tensor, phi: Tensor, psi: Tensor, s: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Fold potentials and masses into two kernels, so iterations need no ``exp`` of [n, m].
-
-    ``Kb_t`` [B, m, n] = (b_j exp(-C_ij/reg + phi_i + psi_j))^T gives the row sums and
-    ``Ka`` [B, n, m] = a_i exp(...) the column sums, both as row-vector ``bmm`` (the fast
-    layout); a zero mass zeroes its row / column of the kernel.
-    """
-    G = (Kl + phi[:, :, None] + psi[:, None, :]).exp_()
-    Kb_t = (G * s["b"][:, None, :]).transpose(1, 2).contiguous()
-    ta, tb = s["ta"].unsqueeze(2), s["tb"].unsqueeze(2)
-    phi0, psi0 = phi.unsqueeze(1), psi.unsqueeze(1)
-    return {
-        "Ka": G.mul_(s["a"][:, :, None]),
-        "Kb_t": Kb_t,
-        "phi0": phi0.clone(),
-        "psi0": psi0.clone(),
-        "ca": (ta - 1.0) * phi0,  # a relaxed marginal pulls its potential to 0 by (1 - tau)
-        "cb": (tb - 1.0) * psi0,
-        "ta3": ta,
-        "tb3": tb,
-        "x": torch.zeros_like(phi0),
-        "y": torch.zeros_like(psi0),
-    }
-
-
-def _marginal_error(m: Tensor, mass: Tensor, cur: Tensor, new: Tensor) -> Tensor:
-    """sum_i m_i |exp(cur - new) - 1| / mass: the L1 marginal violation when ``new`` is exact."""
-    d = torch.expm1((cur - new).reshape(m.shape).clamp(-50.0, 50.0)).abs_()
-    return (m * d).sum(1) / mass[:, 0]
-
-
-def _absorb_block(s: dict[str, Tensor], k: int, relax: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """k Sinkhorn iterations through the cached kernels: two batched mat-vecs each."""
-    Ka, Kb_t, ca, cb, ta, tb = (s[n] for n in ("Ka", "Kb_t", "ca", "cb", "ta3", "tb3"))
-    x, y, omega = s["x"], s["y"], s["omega"].unsqueeze(2)
-    err_r = err_c = None
-    for it in range(k):
-        rows = torch.bmm(y.exp(), Kb_t)  # sum_j b_j G_ij e^y_j, [B, 1, n]
-        x_new = torch.addcmul(ca, ta, rows.log_(), value=-1.0)
-        if it == k - 1:
-            err_r = _marginal_error(s["a"], s["sa"], x, x_new)
-        x = torch.lerp(x, x_new, omega) if relax else x_new
-        cols = torch.bmm(x.exp(), Ka)  # sum_i a_i G_ij e^x_i, [B, 1, m]
-        y_new = torch.addcmul(cb, tb, cols.log_(), value=-1.0)
-        if it == k - 1:
-            err_c = _marginal_error(s["b"], s["sb"], y, y_new)
-        y = torch.lerp(y, y_new, omega) if relax else y_new
-    return x, y, torch.maximum(err_r, err_c)
-
-
-def _lse_block(
-    s: dict[str, Tensor], Kl: Tensor, phi: Tensor, psi: Tensor, k: int, relax: bool
-) -> tuple[Tensor, Tensor, Tensor]:
-    """k Sinkhorn iterations with exact log-sum-exps: the reference and the fallback."""
-    la, lb, ta, tb = s["la"], s["lb"], s["ta"], s["tb"]
-    omega = s["omega"] if relax else None
-    err_r = err_c = None
-    for it in range(k):
-        phi_new = -ta * torch.logsumexp(Kl + (psi + lb)[:, None, :], dim=2)
-        if it == k - 1:
-            err_r = _marginal_error(s["a"], s["sa"], phi, phi_new)
-        phi = torch.lerp(phi, phi_new, omega) if relax else phi_new
-        psi_new = -tb * torch.logsumexp(Kl + (phi + la)[:, :, None], dim=1)
-        if it == k - 1:
-            err_c = _marginal_error(s["b"], s["sb"], psi, psi_new)
-        psi = torch.lerp(psi, psi_new, omega) if relax else psi_new
-    return phi, psi, torch.maximum(err_r, err_c)
-
-
-def _update_omega(
-    omega: Tensor, err: Tensor, hist: dict[str, Tensor], k: int
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """Per-problem over-relaxation omega, tuned from each problem's observed convergence rate.
-
-    Sinkhorn alternates two block updates, so near the solution it behaves like block
-    Gauss-Seidel on a 2-cyclic system, and Young's SOR theory applies (Thibault et al. 2021;
-    Lehmann et al. 2022): a rate r per iteration observed under omega gives the Jacobi radius
-    mu = (r + omega - 1) / (omega sqrt(r)), and the best factor is 2 / (1 + sqrt(1 - mu^2)).
-    omega only grows towards that estimate (capped at 1.9), and only while the rate is still
-    in the real-eigenvalue regime r > omega - 1. A problem whose error has not improved for a
-    few checks goes back to omega = 1 for good: plain Sinkhorn converges from anywhere.
-    """
-    if not hist:  # first check: nothing to compare with yet
-        zeros = torch.zeros_like(err)
-        return omega, {"prev": err, "best": err.nan_to_num(math.inf), "strikes": zeros,
-                       "gave_up": zeros.bool()}  # fmt: skip
-    prev, best, strikes, gave_up = hist["prev"], hist["best"], hist["strikes"], hist["gave_up"]
-    improved = err < best
-    best = torch.where(improved, err, best)
-    strikes = torch.where(improved, torch.zeros_like(strikes), strikes + 1)
-    gave_up = gave_up | (strikes >= _STRIKES)
-    w = omega.squeeze(1)
-    r = (err / prev).nan_to_num(1.0, 1.0, 1.0).clamp(1e-12, 1.0 - 1e-9) ** (1.0 / k)
-    mu2 = ((r + w - 1.0) / (w * r.sqrt())).square().clamp(max=1.0 - 1e-9)
-    w_best = (2.0 / (1.0 + torch.sqrt(1.0 - mu2))).clamp(1.0, _OMEGA_MAX)
-    grow = improved & (r > 1.05 * (w - 1.0)) & ~gave_up
-    w = torch.where(grow, torch.maximum(w, w_best), w)
-    w = torch.where(gave_up, torch.ones_like(w), w)
-    return w.unsqueeze(1), {"prev": err, "best": best, "strikes": strikes, "gave_up": gave_up}
+    return solve(C, a, b, reg, tau_a, tau_b, n_iter, tol, method, overrelax, check_every)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -486,12 +243,12 @@ def directional_ot_costs(
     B = C.shape[0]
     if math.isinf(reg_m):
         ones = torch.ones(B, 1, dtype=C.dtype, device=C.device)
-        cost = _sinkhorn(C, a, b, reg, ones, ones, n_iter, tol, "absorb", True, 10)
+        cost = solve(C, a, b, reg, ones, ones, n_iter, tol)
         return cost, cost.clone()
     tau = _tau(float(reg_m), reg)
     hard = torch.ones(B, 1, dtype=C.dtype, device=C.device)
     soft = torch.full((B, 1), tau, dtype=C.dtype, device=C.device)
-    both = _sinkhorn(
+    both = solve(
         torch.cat([C, C]),
         torch.cat([a, a]),
         torch.cat([b, b]),
@@ -500,9 +257,6 @@ def directional_ot_costs(
         torch.cat([soft, hard]),  # patches: the other way round
         n_iter,
         tol,
-        "absorb",
-        True,
-        10,
     )
     return both[:B], both[B:]
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-import convir.tools.ot_rerank as otr
+import convir.tools.sinkhorn as sk
 from convir.errors import ConvirError
 from convir.tools.ot_rerank import (
     OTRerankArgs,
@@ -152,26 +152,55 @@ def test_float32_with_a_wide_cost_range_matches_float64_pot():
 def test_a_numerical_failure_in_the_cached_kernel_is_redone_exactly(monkeypatch):
     C, a, b = problem(4, 10, 12, seed=13)
     clean = sinkhorn_cost(C, a, b, 0.05, tol=1e-10)
-    real_block, real_lse = otr._absorb_block, otr._lse_block
+    real_block, real_lse = sk._absorb_block, sk._lse_block
     calls = {"absorb": 0, "lse": 0}
 
     def poisoned_block(s, k, relax):
         calls["absorb"] += 1
-        x, y, err = real_block(s, k, relax)
+        x, y, err, rate = real_block(s, k, relax)
         if calls["absorb"] == 3:  # as if problem 0's kernel had overflowed mid-run
             x = x.clone()
             x[0, 0] = math.inf
-        return x, y, err
+        return x, y, err, rate
 
     def counting_lse(*args, **kwargs):
         calls["lse"] += 1
         return real_lse(*args, **kwargs)
 
-    monkeypatch.setattr(otr, "_absorb_block", poisoned_block)
-    monkeypatch.setattr(otr, "_lse_block", counting_lse)
+    monkeypatch.setattr(sk, "_absorb_block", poisoned_block)
+    monkeypatch.setattr(sk, "_lse_block", counting_lse)
     got = sinkhorn_cost(C, a, b, 0.05, tol=1e-10)
     assert calls["lse"] == 1
     torch.testing.assert_close(got, clean, rtol=1e-8, atol=0)
+
+
+def test_kernel_is_built_directly_unless_the_cost_range_would_underflow(monkeypatch):
+    """Narrow cost ranges skip the exact log-sum-exp start; wide ones (float64 here) take it."""
+    real_init = sk._lse_init
+    calls = []
+
+    def counting_init(Kl, *args):
+        calls.append(Kl.shape[0])
+        return real_init(Kl, *args)
+
+    monkeypatch.setattr(sk, "_lse_init", counting_init)
+    C, a, b = problem(3, 16, 20, seed=21)  # 1 - cos: range / reg <= 40
+    got = sinkhorn_cost(C, a, b, 0.05, n_iter=10_000, tol=1e-10)
+    assert calls == [] and rel_err(got, pot_sinkhorn2(C, a, b, 0.05)) < 1e-8
+    wide = C.clone()
+    wide[1] *= 15.0  # range / reg ~ 600: exp(-C/reg) would span more than float64 holds
+    got = sinkhorn_cost(wide, a, b, 0.05, n_iter=20_000, tol=1e-10)
+    assert calls == [1]  # only the wide problem pays for the stabilised start
+    ref = pot_sinkhorn2(wide, a, b, 0.05, method="sinkhorn_log")
+    assert rel_err(got, ref) < 1e-8
+
+
+def test_cpu_chunks_change_nothing(monkeypatch):
+    C, a, b = problem(7, 12, 18, seed=22)
+    whole = sinkhorn_cost(C, a, b, 0.05, tol=1e-11, reg_m=(INF, 0.1))
+    monkeypatch.setattr(sk, "_CPU_CHUNK_BYTES", 3 * 12 * 18 * 8)  # chunks of 3, 3, 1
+    chunked = sinkhorn_cost(C, a, b, 0.05, tol=1e-11, reg_m=(INF, 0.1))
+    torch.testing.assert_close(chunked, whole, rtol=1e-12, atol=0)
 
 
 # --- caption <-> image distances ------------------------------------------------------------
