@@ -8,6 +8,7 @@ is one conversation; implementations must allow concurrent calls on different th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
@@ -35,3 +36,19 @@ class ConversationalSystem(Protocol):
     ) -> TurnResult: ...
 
     def reply(self, thread_id: str, message: str) -> TurnResult: ...
+
+
+@runtime_checkable
+class BatchedSystem(ConversationalSystem, Protocol):
+    """A system that can take one turn of many conversations in one call.
+
+    The evaluation loop then runs dialogues round by round, each round's turns as one call,
+    so model and index calls are batched across dialogues. Results must equal the per-thread
+    calls up to float rounding (a batched forward pass is not bitwise a single one).
+    """
+
+    def start_batch(
+        self, openings: Sequence[tuple[str, str, str | None]]
+    ) -> list[TurnResult]: ...  # (thread_id, message, reference_id) each
+
+    def reply_batch(self, replies: Sequence[tuple[str, str]]) -> list[TurnResult]: ...

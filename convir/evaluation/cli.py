@@ -526,7 +526,12 @@ def run_command(
         help="chatir: rank among these images only (Search_Space_val_50k.json); the index "
         "must hold all of them.",
     ),
-    workers: int = typer.Option(8, "--workers", help="Dialogues run at once (threads)."),
+    workers: int = typer.Option(
+        8,
+        "--workers",
+        help="Dialogues run at once (threads); the concat baseline runs a round at a time "
+        "in batches instead.",
+    ),
     out: Path = typer.Option(..., "--out", help="Folder for run files, summary.json, plot."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),

@@ -9,9 +9,11 @@ send, and the remaining rounds repeat the last ranking (the run-file format need
 round, and a system that stops asking keeps showing its last result). Such rounds are
 recorded with ``message=None``.
 
-Dialogues run concurrently on a thread pool (the agent batches model calls across threads),
-but each dialogue's rounds are sequential and the records come back in ``dialogue_ids``
-order, so a deterministic system and user give the same records for any ``workers``.
+Dialogues run concurrently on a thread pool, but each dialogue's rounds are sequential and
+the records come back in ``dialogue_ids`` order, so a deterministic system and user give the
+same records for any ``workers``. A :class:`~convir.turn.BatchedSystem` (the ChatIR text
+baseline) instead runs round by round, each round's turns in one batched call per
+``batch_size`` dialogues (one encoder forward and one index search for all of them).
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ from convir.evaluation.runfile import write_text
 if TYPE_CHECKING:
     from convir.evaluation.runfile import ChatIRRun, ChatIRScores
     from convir.evaluation.users import SimulatedUser
-    from convir.turn import ConversationalSystem
+    from convir.turn import BatchedSystem, ConversationalSystem, TurnResult
+
+
+BATCH_SIZE = 256  # turns per batched system call: one encoder batch, one index search
 
 
 @dataclass(frozen=True)
@@ -118,23 +123,45 @@ def run_dialogues(
     workers: int = 8,
     progress: bool = True,
     desc: str = "dialogue rounds",
+    batched: bool | None = None,
+    batch_size: int = BATCH_SIZE,
 ) -> list[RunRecord]:
     """Every dialogue's rounds 0..``rounds``, dialogues in order, rounds in order.
 
+    ``batched`` (default: whenever the system is a :class:`~convir.turn.BatchedSystem`) runs
+    the dialogues round by round, each round's turns ``batch_size`` at a time in one system
+    call, instead of one dialogue per thread (``workers`` is then unused).
     The first exception raised by the system or the user stops the run (dialogues not yet
     started are cancelled, running ones finish) and propagates: a partial run would score
     as a different number.
     """
     from tqdm import tqdm
 
+    from convir.turn import BatchedSystem
+
     ids = [str(d) for d in dialogue_ids]
     _check(ids, rounds, workers)
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    if batched is None:
+        batched = isinstance(system, BatchedSystem)
+    elif batched and not isinstance(system, BatchedSystem):
+        raise InputError(
+            f"{type(system).__name__} takes one turn at a time (no start_batch/reply_batch); "
+            "run it unbatched"
+        )
     bar = tqdm(total=len(ids) * (rounds + 1), desc=desc, disable=not progress, unit="round")
     lock = threading.Lock()
 
     def tick(n: int) -> None:
         with lock:
             bar.update(n)
+
+    if batched:
+        try:
+            return run_rounds_batched(system, user, ids, rounds, batch_size, tick)  # type: ignore[arg-type]
+        finally:
+            bar.close()
 
     def one(did: str) -> list[RunRecord]:
         return run_dialogue(system, user, did, rounds, tick)
@@ -154,6 +181,59 @@ def run_dialogues(
     finally:
         bar.close()
     return [rec for dialogue in results for rec in dialogue]
+
+
+def run_rounds_batched(
+    system: BatchedSystem,
+    user: SimulatedUser,
+    dialogue_ids: Sequence[str],
+    rounds: int,
+    batch_size: int = BATCH_SIZE,
+    tick: Callable[[int], None] = lambda n: None,
+) -> list[RunRecord]:
+    """Rounds 0..``rounds`` of every dialogue, a round at a time: the same records as
+    :func:`run_dialogue` per dialogue (up to float rounding in the system's batched calls)."""
+    ids = list(dialogue_ids)
+    records: dict[str, list[RunRecord]] = {d: [] for d in ids}
+    last: dict[str, TurnResult] = {}
+    openings = {d: user.opening(d) for d in ids}
+    for part in _parts(ids, batch_size):
+        turns = system.start_batch([(d, *openings[d]) for d in part])
+        for d, turn in zip(part, turns, strict=True):
+            last[d] = turn
+            records[d].append(_record(user, d, 0, turn, openings[d][0]))
+        tick(len(part))
+    for r in range(1, rounds + 1):
+        sending = []
+        for d in ids:
+            if d not in last:
+                continue  # ended earlier
+            message = _next_message(user, d, last[d].question)
+            if message is None:  # the user has nothing to say: repeat the last ranking
+                prev = records[d][-1]
+                records[d] += [
+                    RunRecord(d, t, prev.target, prev.ranking, None, None, prev.strategy)
+                    for t in range(r, rounds + 1)
+                ]
+                del last[d]
+                tick(rounds + 1 - r)
+            else:
+                sending.append((d, message))
+        for part in _parts(sending, batch_size):
+            for (d, message), turn in zip(part, system.reply_batch(part), strict=True):
+                last[d] = turn
+                records[d].append(_record(user, d, r, turn, message))
+            tick(len(part))
+    return [rec for d in ids for rec in records[d]]
+
+
+def _parts(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _record(user: SimulatedUser, did: str, r: int, turn: TurnResult, message: str) -> RunRecord:
+    target = user.target(did)
+    return RunRecord(did, r, target, turn.ranking, message, turn.question, turn.strategy)
 
 
 def write_run_file(records: Sequence[RunRecord], path: str | Path) -> Path:
@@ -197,6 +277,7 @@ __all__ = [
     "RunRecord",
     "run_dialogue",
     "run_dialogues",
+    "run_rounds_batched",
     "write_text",
     "write_run_file",
     "as_run",

@@ -15,6 +15,7 @@ as not found (BRI then gives it the gallery size as rank).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,7 +40,11 @@ class _Thread:
 
 
 class TextBaseline:
-    """ChatIR's text-only retriever with a template questioner; thread-safe."""
+    """ChatIR's text-only retriever with a template questioner; thread-safe.
+
+    It is a :class:`~convir.turn.BatchedSystem`: the evaluation loop runs it a round at a
+    time, every dialogue's query in one encoder call and one index search.
+    """
 
     def __init__(
         self, resources: Resources, seed: int = 0, questions: str = "random", depth: int = DEPTH
@@ -71,42 +76,64 @@ class TextBaseline:
 
     def start(self, thread_id: str, message: str, reference_id: str | None = None) -> TurnResult:
         """Open (or restart) ``thread_id`` with the user's first description."""
-        state = _Thread(dialogue=[message.strip()], questions=self._menu(thread_id))
-        with self._lock:
-            self._threads[thread_id] = state
-        note = [f"ignored reference image {reference_id} (text-only)"] if reference_id else []
-        return self._turn(thread_id, note)
+        return self.start_batch([(thread_id, message, reference_id)])[0]
 
     def reply(self, thread_id: str, message: str) -> TurnResult:
         """Add ``"<last question> <answer>"`` (or the bare message if nothing was asked)."""
-        with self._lock:
-            state = self._threads.get(thread_id)
-            if state is None:
-                raise InputError(f"thread {thread_id!r} was never started; call start() first")
-            answer = message.strip()
-            state.dialogue.append(f"{state.asked} {answer}" if state.asked else answer)
-        return self._turn(thread_id, [])
+        return self.reply_batch([(thread_id, message)])[0]
 
-    def _turn(self, thread_id: str, notes: list[str]) -> TurnResult:
+    def start_batch(self, openings: Sequence[tuple[str, str, str | None]]) -> list[TurnResult]:
+        """:meth:`start` for many threads: one text-encoder call and one index search."""
+        notes = []
+        for thread_id, message, reference_id in openings:
+            state = _Thread(dialogue=[message.strip()], questions=self._menu(thread_id))
+            with self._lock:
+                self._threads[thread_id] = state
+            notes.append(
+                [f"ignored reference image {reference_id} (text-only)"] if reference_id else []
+            )
+        return self._turns([t for t, _, _ in openings], notes)
+
+    def reply_batch(self, replies: Sequence[tuple[str, str]]) -> list[TurnResult]:
+        """:meth:`reply` for many threads: one text-encoder call and one index search."""
         with self._lock:
-            state = self._threads[thread_id]
-            query = ", ".join(state.dialogue)
+            for thread_id, _ in replies:
+                if thread_id not in self._threads:
+                    raise InputError(f"thread {thread_id!r} was never started; call start() first")
+            for thread_id, message in replies:
+                state = self._threads[thread_id]
+                answer = message.strip()
+                state.dialogue.append(f"{state.asked} {answer}" if state.asked else answer)
+        return self._turns([t for t, _ in replies], [[] for _ in replies])
+
+    def _turns(self, thread_ids: list[str], notes: list[list[str]]) -> list[TurnResult]:
+        with self._lock:
+            states = [self._threads[t] for t in thread_ids]
+            queries = [", ".join(s.dialogue) for s in states]
         res = self.resources
-        vector = res.embedder.encode_text([query]).pooled.numpy().astype(np.float32)
-        scores, positions = res.index.search(vector, self.depth)
-        keep = positions[0] >= 0
-        ranking = [res.index.id_of(int(p)) for p in positions[0][keep]]
-        with self._lock:
-            question = state.questions.pop(0) if state.questions else None
-            state.asked = question
-        return TurnResult(
-            ranking=ranking,
-            scores=[float(s) for s in scores[0][keep]],
-            question=question,
-            strategy="text",
-            query=query,
-            transcript=[*notes, f"text search: {query!r} -> top {ranking[0] if ranking else '-'}"],
-        )
+        vectors = res.embedder.encode_text(queries).pooled.numpy().astype(np.float32)
+        scores, positions = res.index.search(vectors, self.depth)
+        out = []
+        for state, query, note, row_scores, row in zip(
+            states, queries, notes, scores, positions, strict=True
+        ):
+            keep = row >= 0
+            ranking = [res.index.id_of(int(p)) for p in row[keep]]
+            with self._lock:
+                question = state.questions.pop(0) if state.questions else None
+                state.asked = question
+            top = ranking[0] if ranking else "-"
+            out.append(
+                TurnResult(
+                    ranking=ranking,
+                    scores=[float(s) for s in row_scores[keep]],
+                    question=question,
+                    strategy="text",
+                    query=query,
+                    transcript=[*note, f"text search: {query!r} -> top {top}"],
+                )
+            )
+        return out
 
 
 __all__ = ["TextBaseline", "DEPTH"]

@@ -21,7 +21,7 @@ from convir.evaluation.runfile import read_chatir_run, score_chatir
 from convir.evaluation.text_baseline import TextBaseline
 from convir.evaluation.users import TestbedUser
 from convir.testbed.oracle import candidate_questions
-from convir.turn import ConversationalSystem, TurnResult
+from convir.turn import BatchedSystem, ConversationalSystem, TurnResult
 
 GALLERY = 100
 
@@ -39,10 +39,10 @@ def targets():
     return {f"d{i}": int(t) for i, t in enumerate(picks)}
 
 
-def _run(resources, targets, workers, rounds=3, error_rate=0.2):
+def _run(resources, targets, workers, rounds=3, error_rate=0.2, **kw):
     system = TextBaseline(resources, seed=0)
     user = TestbedUser(resources.world, targets, error_rate=error_rate, seed=0)
-    return run_dialogues(system, user, list(targets), rounds, workers=workers, progress=False)
+    return run_dialogues(system, user, list(targets), rounds, workers=workers, progress=False, **kw)
 
 
 def test_text_baseline_is_a_conversational_system(resources):
@@ -50,10 +50,25 @@ def test_text_baseline_is_a_conversational_system(resources):
 
 
 def test_records_are_identical_for_one_and_eight_workers(resources, targets):
-    one = _run(resources, targets, workers=1)
-    eight = _run(resources, targets, workers=8)
+    one = _run(resources, targets, workers=1, batched=False)
+    eight = _run(resources, targets, workers=8, batched=False)
     assert one == eight
     assert [(r.dialogue_id, r.round) for r in one] == [(d, t) for d in targets for t in range(4)]
+
+
+def test_batched_rounds_give_the_records_of_one_dialogue_at_a_time(resources, targets):
+    """The text baseline runs round by round by default, 5 dialogues per call here (so the
+    batches do not line up with anything); only float rounding of a batched forward pass may
+    differ, which on this gallery changes no ranking."""
+    assert isinstance(TextBaseline(resources), BatchedSystem)
+    alone = _run(resources, targets, workers=1, batched=False)
+    batched = _run(resources, targets, workers=1, batch_size=5)
+    assert [(r.dialogue_id, r.round, r.message, r.question) for r in batched] == [
+        (r.dialogue_id, r.round, r.message, r.question) for r in alone
+    ]
+    same = sum(a.ranking == b.ranking for a, b in zip(alone, batched, strict=True))
+    assert same >= 0.95 * len(alone)
+    assert summarize(batched, 10, GALLERY) == summarize(alone, 10, GALLERY)
 
 
 def test_each_round_answers_the_question_asked_the_round_before(resources, targets):
@@ -114,6 +129,20 @@ class _Quitter:
         return self._turn(1, None)
 
 
+class _BatchedQuitter(_Quitter):
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def start_batch(self, openings):
+        self.calls.append(("start", [o[0] for o in openings]))
+        return [self.start(*o) for o in openings]
+
+    def reply_batch(self, replies):
+        self.calls.append(("reply", [r[0] for r in replies]))
+        return [self.reply(*r) for r in replies]
+
+
 class _User:
     def opening(self, d):
         return f"open {d}", None
@@ -134,6 +163,30 @@ def test_a_dialogue_without_a_question_ends_and_repeats_its_last_ranking():
     assert all(r.ranking == ["img1", "t"] for r in records[1:])
     scores = summarize(records, k=1)
     assert scores.hits_at_k == [0.0] * 5 and scores.recall_at_k == [0.0] * 5
+
+
+def test_batched_runs_end_dialogues_like_the_unbatched_loop():
+    batched_system = _BatchedQuitter()
+    ids = list("abcde")
+    batched = run_dialogues(batched_system, _User(), ids, rounds=3, batch_size=2, progress=False)
+    unbatched = run_dialogues(_Quitter(), _User(), ids, rounds=3, workers=1, progress=False)
+    assert batched == unbatched
+    # one call per round per 2 dialogues; nobody is sent anything after their last question
+    assert batched_system.calls == [
+        ("start", ["a", "b"]),
+        ("start", ["c", "d"]),
+        ("start", ["e"]),
+        ("reply", ["a", "b"]),
+        ("reply", ["c", "d"]),
+        ("reply", ["e"]),
+    ]
+
+
+def test_batching_a_one_turn_at_a_time_system_is_an_input_error():
+    with pytest.raises(InputError, match="one turn at a time"):
+        run_dialogues(_Quitter(), _User(), ["a"], rounds=1, batched=True, progress=False)
+    with pytest.raises(InputError, match="batch_size must be >= 1"):
+        run_dialogues(_BatchedQuitter(), _User(), ["a"], rounds=1, batch_size=0, progress=False)
 
 
 def test_a_failing_dialogue_fails_the_run():
