@@ -50,3 +50,19 @@ def test_quick_table_has_a_header_and_the_target(capsys):
     out = capsys.readouterr().out
     assert "median ms" in out and "speed-up" in out and "max rel err" in out
     assert "convir sinkhorn_cost" in out and ">= 20x" in out
+
+
+def test_skip_slow_keeps_the_baseline_and_marks_matched_accuracy(capsys):
+    bench = load_bench()
+    bench.main(["--quick", "--json", "--tol", "1e-6", "--convir-tol", "1e-6", "--repeats", "1",
+                "--skip-slow"])  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    methods = [r["method"] for r in report["results"]]
+    assert not any("sinkhorn_log" in m or "solve_batch" in m or "lse" in m for m in methods)
+    assert methods[0].startswith("POT loop, sinkhorn ")
+    assert any("tol matched" in m for m in methods)
+    two = [r for r in report["results"] if r["method"].endswith("2 threads")]
+    assert two and all(r["torch_threads"] == 2 for r in two)
+    for r in report["results"]:
+        assert r["err_le_pot_loop"] in (True, False)
+    assert report["config"]["torch_threads"] == 1  # restored after the 2-thread rows
