@@ -3,12 +3,18 @@
 from bench_script import load_benchmark
 
 
-def test_bench_eval_threaded_and_single_runs_agree():
+def test_bench_eval_compares_every_way_with_the_unbatched_loop():
     report = load_benchmark("bench_eval").main(
         ["--dialogues", "4", "--rounds", "1", "--gallery-size", "200", "--workers", "2", "--json"]
     )
-    assert report["identical_run_files"] is True
-    assert report["threaded_s"] > 0 and report["single_s"] > 0 and report["speedup"] > 0
+    concat, text = report["systems"]["concat"], report["systems"]["text"]
+    assert list(concat) == ["unbatched loop", "batched rounds", "threads"]
+    assert list(text) == ["unbatched loop", "threads"]  # the agent takes one turn per call
+    for rows in (concat, text):
+        assert rows["unbatched loop"]["vs_unbatched"] == 1.0
+        assert rows["threads"]["identical_run_files"] is True
+        for r in rows.values():
+            assert r["seconds"] > 0 and r["dialogues_per_s"] > 0 and r["same_hits_at_10"]
 
 
 def test_bench_turn_reports_every_node_of_the_text_pipeline():
