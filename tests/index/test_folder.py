@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+import convir.index.folder as folder_module
 from convir.errors import InputError
 from convir.index.folder import (
     UnreadableImageError,
+    decode_threads,
     embed_folder,
     embed_images,
     list_images,
@@ -103,9 +105,13 @@ def test_list_images_refuses_missing_or_imageless_folders(tmp_path):
         list_images(tmp_path / "empty")
 
 
-def test_embed_skips_bad_files_and_matches_embedding_the_good_ones(messy_folder, embedder):
+@pytest.mark.parametrize("decode_threads", [2, 0])  # a pool, or inline on this thread
+def test_embed_skips_bad_files_and_matches_embedding_the_good_ones(
+    messy_folder, embedder, decode_threads, monkeypatch
+):
     root, ids, bad = messy_folder
     skipped, threads = [], set()
+    monkeypatch.setattr(folder_module, "decode_threads", lambda workers, device: decode_threads)
     original = embedder.prepare_image
 
     def spy(image):
@@ -123,7 +129,10 @@ def test_embed_skips_bad_files_and_matches_embedding_the_good_ones(messy_folder,
     assert result.paths == [str(root.resolve() / i) for i in ids]
     assert sorted(s.path for s in result.skipped) == sorted(str(root.resolve() / b) for b in bad)
     assert skipped == result.skipped
-    assert threads and all(t.startswith("convir-decode") for t in threads)
+    if decode_threads:
+        assert threads and all(t.startswith("convir-decode") for t in threads)
+    else:
+        assert threads == {threading.current_thread().name}
     images = [Image.open(root / i).convert("RGB") for i in ids]
     expected = embedder.encode_images(images).pooled.numpy()
     assert result.vectors.shape == (6, embedder.dim) and result.vectors.dtype == np.float32
@@ -137,3 +146,16 @@ def test_embed_images_with_nothing_readable_returns_an_empty_result(tmp_path, em
     assert [s.reason for s in result.skipped] == ["empty file (0 bytes)"]
     with pytest.raises(InputError, match="not under the image folder"):
         embed_images([tmp_path / "x.png"], tmp_path / "other", embedder, progress=False)
+
+
+def test_decode_threads_only_use_cores_the_model_leaves_free(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(folder_module.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+    assert decode_threads(4, "cpu") == 0  # torch takes every core: decode between batches
+    assert decode_threads(4, torch.device("cuda:1")) == 4  # the GPU leaves the CPU free
+    assert decode_threads(0, "cuda") == 0
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 6)
+    assert decode_threads(4, "cpu") == 2
+    assert decode_threads(1, "cpu") == 1
