@@ -207,9 +207,11 @@ class _Inline:
 
 
 def _relative_id(path: Path, folder: Path) -> str:
-    for candidate in (path.absolute(), path.resolve()):
+    """The path as given if under ``folder``, else resolved (symlinks): resolving costs
+    several system calls per file, so it is only tried second."""
+    for absolute in (path.absolute, path.resolve):
         try:
-            return candidate.relative_to(folder).as_posix()
+            return absolute().relative_to(folder).as_posix()
         except ValueError:
             continue
     raise InputError(f"{path} is not under the image folder {folder}")
@@ -240,7 +242,7 @@ def embed_images(
     if max_pixels < 1:
         raise InputError(f"--max-pixels must be at least 1, got {max_pixels}")
     folder = Path(root).resolve()
-    files = [Path(p) for p in files]
+    files = [p if isinstance(p, Path) else Path(p) for p in files]  # Path(Path) re-parses
     ids = [_relative_id(p, folder) for p in files]  # fail before any work, not after
     chunks = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
     out = FolderEmbedding(np.zeros((0, embedder.dim), np.float32))
