@@ -135,14 +135,18 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
     if size == 0:
         raise UnreadableImageError("empty file (0 bytes)")
     try:
-        im = Image.open(path)
-    except Image.DecompressionBombError as exc:
-        raise UnreadableImageError(f"image too large, not decoded ({exc})") from exc
-    except UnidentifiedImageError as exc:
-        raise UnreadableImageError("not an image (unknown format or damaged header)") from exc
+        file = open(path, "rb")  # noqa: SIM115 - ours to close, so the image outlives it
     except OSError as exc:
         raise UnreadableImageError(f"cannot open ({exc})") from exc
-    with im:
+    with file:
+        try:
+            im = Image.open(file)
+        except Image.DecompressionBombError as exc:
+            raise UnreadableImageError(f"image too large, not decoded ({exc})") from exc
+        except UnidentifiedImageError as exc:
+            raise UnreadableImageError("not an image (unknown format or damaged header)") from exc
+        except OSError as exc:
+            raise UnreadableImageError(f"cannot open ({exc})") from exc
         width, height = im.size
         if width * height > max_pixels:
             raise UnreadableImageError(
@@ -151,15 +155,15 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
             )
         try:
             im.load()
-            ImageOps.exif_transpose(im, in_place=True)  # no copy: convert() below makes one
+            ImageOps.exif_transpose(im, in_place=True)
             if "A" in im.getbands() or "transparency" in im.info:
                 rgba = im.convert("RGBA")
                 white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 return Image.alpha_composite(white, rgba).convert("RGB")
-            return im.convert("RGB")  # a copy, also when RGB: ``with`` closes ``im``
-        except (
-            Exception
-        ) as exc:  # Pillow signals bad data with many types (OSError, SyntaxError...)
+            # An RGB image comes back as decoded, without a copy: it does not need the file
+            # any more (Image.open(path) would close it with the file, forcing a copy).
+            return im if im.mode == "RGB" else im.convert("RGB")
+        except Exception as exc:  # Pillow signals bad data with many types (OSError, ...)
             raise UnreadableImageError(f"corrupt image data ({exc})") from exc
 
 

@@ -78,6 +78,24 @@ def test_transparent_pixels_are_shown_on_white(tmp_path):
     assert load_image(tmp_path / "clear.png").getpixel((3, 3)) == (255, 255, 255)
 
 
+def test_loaded_images_are_upright_rgb_and_outlive_their_file(tmp_path):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (6, 10, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "rgb.png")
+    Image.fromarray(pixels).convert("L").save(tmp_path / "grey.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    Image.fromarray(pixels).save(tmp_path / "turned.png", exif=exif)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)  # the file is closed, not leaked
+        rgb = load_image(tmp_path / "rgb.png")
+        grey = load_image(tmp_path / "grey.png")
+        turned = load_image(tmp_path / "turned.png")
+    np.testing.assert_array_equal(np.asarray(rgb), pixels)
+    assert grey.mode == "RGB" and grey.size == (10, 6)
+    np.testing.assert_array_equal(np.asarray(turned), np.rot90(pixels, k=-1))
+
+
 def test_list_images_is_recursive_sorted_and_by_extension(tmp_path):
     for rel in ["b/z.PNG", "a.jpeg", "b/a.webp", "c.txt", "b.gif", "a/x/y.bmp"]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
