@@ -81,7 +81,11 @@ def index_command(
         DEFAULT_MAX_PIXELS, "--max-pixels", min=1, help="Skip images with more pixels than this."
     ),
     workers: int = typer.Option(
-        DEFAULT_WORKERS, "--workers", min=1, help="Threads decoding images while the model runs."
+        DEFAULT_WORKERS,
+        "--workers",
+        min=1,
+        help="At most this many threads decode images while the model runs; on a CPU model "
+        "only cores torch leaves free get one (none: decode between batches).",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     use_ray: bool = typer.Option(
