@@ -20,16 +20,8 @@ Solver: batched Sinkhorn on the dual potentials (``convir.tools.sinkhorn``): sca
 iterations through a cached kernel, stabilised in the log domain where the cost range needs
 it, per-problem over-relaxation, converged problems leaving the batch.
 
-References:
-- M. Cuturi, "Sinkhorn distances", NeurIPS 2013 (entropic OT).
-- G. Peyre and M. Cuturi, "Computational Optimal Transport", 2019, section 4.4 (log domain).
-- B. Schmitzer, "Stabilized sparse scaling algorithms for entropy regularized transport
-  problems", SIAM J. Sci. Comput. 2019 (absorption).
-- L. Chizat, G. Peyre, B. Schmitzer, F.-X. Vialard, "Scaling algorithms for unbalanced optimal
-  transport problems", Math. Comp. 2018 (KL-relaxed marginals).
-- A. Thibault, L. Chizat, C. Dossal, N. Papadakis, "Overrelaxed Sinkhorn-Knopp algorithm for
-  regularized optimal transport", Algorithms 2021; T. Lehmann, M.-K. von Renesse, A. Sambale,
-  A. Uschmajew, "A note on overrelaxation in the Sinkhorn algorithm", Optim. Lett. 2022.
+References: M. Cuturi, "Sinkhorn distances", NeurIPS 2013 (entropic OT); the solver's own
+(stabilisation, unbalanced scaling, over-relaxation) are listed in ``convir.tools.sinkhorn``.
 """
 
 from __future__ import annotations
