@@ -24,12 +24,13 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from convir.index.faiss_index import GalleryIndex
-    from convir.models.embedder import Embedder
+    from convir.models.embedder import Embedder, TextFeatures
     from convir.models.generator import Generator
     from convir.models.llm import LLM
     from convir.testbed.world import World
 
 PATCH_CACHE_SIZE = 4096  # images whose patch features stay in memory (~2 MB each per 1k)
+TEXT_CACHE_SIZE = 256  # texts whose pooled + token features stay in memory (~10 kB each)
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Resources:
     world: World | None = None  # the testbed world, when the gallery is the testbed
     _generator: Generator | None = field(default=None, repr=False)
     _patches: OrderedDict[int, torch.Tensor] = field(default_factory=OrderedDict, repr=False)
+    _texts: OrderedDict[str, TextFeatures] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -65,6 +67,24 @@ class Resources:
 
     def positions(self, ids: Sequence[str]) -> list[int]:
         return [self.index.position_of(i) for i in ids]
+
+    def text(self, text: str) -> TextFeatures:
+        """Pooled and token features of one text ([1, D], [1, T, D], [1, T]), kept for reuse.
+
+        A STiTch turn needs the query's pooled vector in ``retrieve`` and its tokens in
+        ``ot_rerank``, and the reference caption every turn: one forward pass each, not three.
+        """
+        with self._lock:
+            hit = self._texts.get(text)
+            if hit is not None:
+                self._texts.move_to_end(text)
+                return hit
+        feats = self.embedder.encode_text([text], tokens=True)
+        with self._lock:
+            self._texts[text] = feats
+            while len(self._texts) > TEXT_CACHE_SIZE:
+                self._texts.popitem(last=False)
+        return feats
 
     def patches(self, positions: Sequence[int]) -> torch.Tensor:
         """Patch features [len, P, D] of gallery images, computed once per image."""

@@ -453,7 +453,7 @@ def node(resources: Resources, config: AgentConfig) -> Callable[[ConvState], dic
         n = min(config.ot_top_n, len(ids))
         if n < 2 or not query:
             return {"steps": steps, "transcript": ["ot_rerank: fewer than 2 candidates, skipped"]}
-        text = resources.embedder.encode_text([query], tokens=True)
+        text = resources.text(query)  # retrieve encoded it this turn: a cache hit
         patches = resources.patches(resources.positions(ids[:n]))
         new_scores, order = ot_rerank(
             torch.tensor(scores[:n], dtype=torch.float32),

@@ -125,7 +125,7 @@ def node(
         if ref is not None and resources.captions is not None:
             ref_caption = resources.captions[resources.index.position_of(ref)]
             texts.append(ref_caption)
-        emb = resources.embedder.encode_text(texts).pooled.numpy()
+        emb = np.concatenate([resources.text(t).pooled.numpy() for t in texts])
         generated = None
         if strategy == "dar" and state.get("generated") and state.get("generated_for") == query:
             generated = np.asarray(state["generated"], dtype=np.float32)

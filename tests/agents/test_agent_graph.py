@@ -111,6 +111,43 @@ def test_stitch_excludes_the_reference_and_reranks_with_ot(testbed):
         build_agent(testbed, strategy="stitch").start("c3", "make it blue")
 
 
+class CountingEmbedder:
+    """The real embedder, recording every text it is asked to encode."""
+
+    def __init__(self, inner):
+        self.inner, self.texts = inner, []
+        self.dim, self.name = inner.dim, inner.name
+
+    def encode_text(self, texts, *, tokens=False):
+        self.texts += list(texts)
+        return self.inner.encode_text(texts, tokens=tokens)
+
+    def encode_images(self, images, *, patches=False):
+        return self.inner.encode_images(images, patches=patches)
+
+
+def test_a_stitch_turn_encodes_each_text_once(testbed):
+    """retrieve needs the query's pooled vector, ot_rerank its tokens, the transition vector
+    the reference caption: one forward pass each, and the caption only on the first turn."""
+    import threading
+    from collections import OrderedDict
+    from dataclasses import replace
+
+    counting = CountingEmbedder(testbed.embedder)
+    res = replace(testbed, embedder=counting, _texts=OrderedDict(), _lock=threading.Lock())
+    triplet = triplets(testbed.world)[1]
+    agent = build_agent(res, strategy="stitch")
+    first = agent.start("s1", triplet.text, reference_id=triplet.reference)
+    assert any(line.startswith("ot_rerank: top 50") for line in first.transcript)
+    caption = testbed.captions[testbed.index.position_of(triplet.reference)]
+    query = agent.state("s1")["query"]
+    # (the question's answer model encodes its facts too: not counted here)
+    assert counting.texts.count(query) == 1 and counting.texts.count(caption) == 1
+    counting.texts.clear()
+    agent.reply("s1", "i don't know")
+    assert caption not in counting.texts and counting.texts.count(agent.state("s1")["query"]) <= 1
+
+
 def scripted_llm(actions):
     """Policy calls get the next action; refinement calls get a fixed description."""
     queue = list(actions)
