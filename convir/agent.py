@@ -3,7 +3,7 @@
 :class:`ConvirAgent` wraps the compiled graph: one ``thread_id`` per conversation, state in
 a LangGraph checkpointer (in memory by default, SQLite or Postgres by :func:`checkpointer`),
 one :class:`~convir.turn.TurnResult` per user message. Safe to call from many threads at
-once for different conversations (that is how evaluations batch model calls).
+once for different conversations (the server and the evaluation loop's thread pool do).
 """
 
 from __future__ import annotations
@@ -20,12 +20,25 @@ if TYPE_CHECKING:
     from convir.agents.resources import Resources
 
 
+def _memory_saver() -> Any:
+    """LangGraph's InMemorySaver, minus a leak: its storage is a defaultdict, so reading a
+    thread that does not exist (a server probed with made-up session ids) left an empty entry
+    behind for good. Here such a read returns None without touching the storage."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    class MemorySaver(InMemorySaver):
+        def get_tuple(self, config: Any) -> Any:
+            if config["configurable"]["thread_id"] not in self.storage:
+                return None
+            return super().get_tuple(config)
+
+    return MemorySaver()
+
+
 def checkpointer(spec: str | None = None) -> Any:
     """``None``/``memory``: in process; ``sqlite:PATH``: a file; ``postgres://...``: a server."""
     if spec in (None, "", "memory"):
-        from langgraph.checkpoint.memory import InMemorySaver
-
-        return InMemorySaver()
+        return _memory_saver()
     if spec.startswith("sqlite:"):
         import sqlite3
         from pathlib import Path

@@ -56,6 +56,17 @@ def test_information_gain_questions_find_targets_faster_than_random_ones(testbed
     assert hits("info_gain") > hits("random")
 
 
+def test_reading_unknown_conversations_leaves_the_memory_checkpointer_as_it_was(testbed):
+    agent = ConvirAgent(testbed, config=AgentConfig(strategy="text"))
+    agent.start("real", "a red circle")
+    for probe in ("ghost-1", "ghost-2"):
+        assert agent.state(probe) == {} and agent.pending_question(probe) is None
+        with pytest.raises(InputError, match="start"):
+            agent.reply(probe, "hi")
+    assert set(agent.checkpointer.storage) == {"real"}
+    assert agent.pending_question("real")  # the real one still reads back
+
+
 def test_a_resumed_conversation_continues_from_sqlite(testbed, tmp_path):
     spec = f"sqlite:{tmp_path / 'chats.db'}"
     first = ConvirAgent(testbed, config=AgentConfig(strategy="text"), checkpoint=checkpointer(spec))

@@ -115,10 +115,8 @@ def requests(draw, sid):
 
 
 def conversations(agent):
-    """Thread ids with checkpoints (InMemorySaver's storage is a defaultdict: reading an
-    unknown thread leaves an empty entry behind, which is not a conversation)."""
-    storage = agent.checkpointer.storage
-    return {thread for thread, spaces in storage.items() if any(spaces.values())}
+    """Thread ids with checkpoints; reading an unknown thread must not add one."""
+    return set(agent.checkpointer.storage)
 
 
 @pytest.fixture(scope="module")
