@@ -78,12 +78,14 @@ def policy_node(
             return {"next_action": "finish", "transcript": ["policy: step limit, finish"]}
         here = replace(options, has_reference=has_reference(state))
         d = policy.decide(state, here)
-        line = f"policy: {d.action} ({d.strategy}) - {d.reason}"
-        if d.note:
-            line += f" [fallback: {d.note}]"
         strategy = d.strategy if d.strategy != "stitch" or here.has_reference else "dar"
         if config.strategy != "auto":  # a strategy fixed by configuration stays fixed
             strategy = state.get("strategy", strategy)
+        line = f"policy: {d.action} ({strategy}) - {d.reason}"  # the strategy that runs
+        if strategy != d.strategy:
+            line += f" [policy asked for {d.strategy}, kept {strategy}]"
+        if d.note:
+            line += f" [fallback: {d.note}]"
         return {"next_action": d.action, "strategy": strategy, "transcript": [line]}
 
     return decide

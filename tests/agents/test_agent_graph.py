@@ -200,6 +200,19 @@ def test_the_llm_policy_is_followed_and_falls_back_to_rules_on_bad_actions(testb
     assert second.question is None and agent.state("l1")["dialogue"][1] == f"{first.question} two"
 
 
+def test_the_policy_line_shows_the_strategy_that_runs(testbed):
+    """A configured strategy stays fixed whatever the LLM asks; the line says both."""
+    llm = scripted_llm(
+        [{"tool": "refine_query", "strategy": "dar", "reason": "new"}]
+        + [{"tool": "finish", "strategy": "dar", "reason": "done"}] * 3
+    )
+    agent = ConvirAgent(testbed, LLMPolicy(llm), AgentConfig(strategy="text"))
+    result = agent.start("fixed", "a red circle")
+    first = next(line for line in result.transcript if line.startswith("policy:"))
+    assert first.startswith("policy: refine_query (text) - new [policy asked for dar, kept text]")
+    assert result.strategy == "text"
+
+
 def test_a_looping_policy_is_stopped_by_the_step_limit(testbed):
     class Stubborn(RulePolicy):
         def decide(self, state, options):
