@@ -2,12 +2,28 @@
 load it by path in index *and* search), and small galleries with good and bad files."""
 
 import struct
+import sys
 import zlib
 
 import pytest
 
 from convir.testbed.render import render
 from convir.testbed.world import World
+
+
+@pytest.fixture
+def convir(capsys, monkeypatch):
+    """``convir ARGS`` through the real entry point, in-process: (exit code, stdout, stderr)."""
+    from convir.cli import main
+
+    def run(*args):
+        monkeypatch.setattr(sys, "argv", ["convir", *map(str, args)])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        out, err = capsys.readouterr()
+        return exc.value.code, out, err
+
+    return run
 
 
 @pytest.fixture(scope="session")

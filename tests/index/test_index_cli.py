@@ -4,27 +4,13 @@ cheap failure paths also run as real subprocesses."""
 
 import json
 import re
-import sys
 
 import numpy as np
 import pytest
 from convir_cli import run_convir
 from PIL import Image
 
-from convir.cli import main
 from convir.index.faiss_index import GalleryIndex
-
-
-@pytest.fixture
-def convir(capsys, monkeypatch):
-    def run(*args):
-        monkeypatch.setattr(sys, "argv", ["convir", *map(str, args)])
-        with pytest.raises(SystemExit) as exc:
-            main()
-        out, err = capsys.readouterr()
-        return exc.value.code, out, err
-
-    return run
 
 
 def error_line(err):

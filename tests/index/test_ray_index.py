@@ -7,23 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from convir.cli import main
 from convir.errors import InputError
 from convir.index.faiss_index import GalleryIndex
 from convir.testbed.render import render
 from convir.testbed.world import World
-
-
-@pytest.fixture
-def convir(capsys, monkeypatch):
-    def run(*args):
-        monkeypatch.setattr(sys, "argv", ["convir", *map(str, args)])
-        with pytest.raises(SystemExit) as exc:
-            main()
-        out, err = capsys.readouterr()
-        return exc.value.code, out, err
-
-    return run
 
 
 @pytest.fixture
