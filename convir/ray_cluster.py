@@ -14,6 +14,9 @@ from types import ModuleType
 from convir.errors import InputError
 
 INSTALL_HINT = "pip install 'convir[ray]' (or: pip install 'ray[data]>=2.9')"
+ADDRESS_HELP = (  # the --ray-address option of every --ray command
+    "--ray: cluster to join, 'auto' or HOST:PORT (default: $RAY_ADDRESS, else a new local cluster)."
+)
 
 
 def require_ray() -> ModuleType:

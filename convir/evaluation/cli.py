@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from convir.errors import InputError
+from convir.ray_cluster import ADDRESS_HELP
 
 if TYPE_CHECKING:
     from convir.agents.resources import Resources
@@ -538,13 +539,13 @@ def run_command(
     use_ray: bool = typer.Option(
         False,
         "--ray",
-        help="Spread the dialogues over Ray actors (extra: convir[ray]); same run files.",
+        help="Spread the dialogues over Ray actors (extra: convir[ray]); same run files at equal "
+        "torch thread counts.",
     ),
     ray_address: str | None = typer.Option(
         None,
         "--ray-address",
-        help="--ray: cluster to join, 'auto' or HOST:PORT (default: $RAY_ADDRESS, else a "
-        "new local cluster).",
+        help=ADDRESS_HELP,
     ),
     ray_actors: int | None = typer.Option(
         None,

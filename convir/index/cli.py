@@ -16,6 +16,7 @@ import typer
 
 from convir.errors import InputError, ModelError
 from convir.index.folder import DEFAULT_MAX_PIXELS, DEFAULT_WORKERS
+from convir.ray_cluster import ADDRESS_HELP
 
 if TYPE_CHECKING:
     from convir.index.folder import FolderEmbedding
@@ -94,8 +95,7 @@ def index_command(
     ray_address: str | None = typer.Option(
         None,
         "--ray-address",
-        help="--ray: cluster to join, 'auto' or HOST:PORT (default: $RAY_ADDRESS, else a "
-        "new local cluster).",
+        help=ADDRESS_HELP,
     ),
     concurrency: int | None = typer.Option(
         None,
