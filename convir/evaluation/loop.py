@@ -92,25 +92,17 @@ def run_dialogue(
     message, reference = user.opening(dialogue_id)
     target = user.target(dialogue_id)
     turn = system.start(dialogue_id, message, reference)
-    records = [
-        RunRecord(dialogue_id, 0, target, turn.ranking, message, turn.question, turn.strategy)
-    ]
+    records = [_record(dialogue_id, 0, target, turn, message)]
     tick(1)
     for r in range(1, rounds + 1):
         next_message = _next_message(user, dialogue_id, turn.question)
         if next_message is None:
-            last = records[-1]
-            records += [
-                RunRecord(dialogue_id, t, target, last.ranking, None, None, last.strategy)
-                for t in range(r, rounds + 1)
-            ]
+            records += _repeat_last(records[-1], rounds)
             tick(rounds + 1 - r)
             break
         message = next_message
         turn = system.reply(dialogue_id, message)
-        records.append(
-            RunRecord(dialogue_id, r, target, turn.ranking, message, turn.question, turn.strategy)
-        )
+        records.append(_record(dialogue_id, r, target, turn, message))
         tick(1)
     return records
 
@@ -194,6 +186,7 @@ def run_rounds_batched(
     """Rounds 0..``rounds`` of every dialogue, a round at a time: the same records as
     :func:`run_dialogue` per dialogue (up to float rounding in the system's batched calls)."""
     ids = list(dialogue_ids)
+    targets = {d: user.target(d) for d in ids}
     records: dict[str, list[RunRecord]] = {d: [] for d in ids}
     last: dict[str, TurnResult] = {}
     openings = {d: user.opening(d) for d in ids}
@@ -201,7 +194,7 @@ def run_rounds_batched(
         turns = system.start_batch([(d, *openings[d]) for d in part])
         for d, turn in zip(part, turns, strict=True):
             last[d] = turn
-            records[d].append(_record(user, d, 0, turn, openings[d][0]))
+            records[d].append(_record(d, 0, targets[d], turn, openings[d][0]))
         tick(len(part))
     for r in range(1, rounds + 1):
         sending = []
@@ -210,11 +203,7 @@ def run_rounds_batched(
                 continue  # ended earlier
             message = _next_message(user, d, last[d].question)
             if message is None:  # the user has nothing to say: repeat the last ranking
-                prev = records[d][-1]
-                records[d] += [
-                    RunRecord(d, t, prev.target, prev.ranking, None, None, prev.strategy)
-                    for t in range(r, rounds + 1)
-                ]
+                records[d] += _repeat_last(records[d][-1], rounds)
                 del last[d]
                 tick(rounds + 1 - r)
             else:
@@ -222,7 +211,7 @@ def run_rounds_batched(
         for part in _parts(sending, batch_size):
             for (d, message), turn in zip(part, system.reply_batch(part), strict=True):
                 last[d] = turn
-                records[d].append(_record(user, d, r, turn, message))
+                records[d].append(_record(d, r, targets[d], turn, message))
             tick(len(part))
     return [rec for d in ids for rec in records[d]]
 
@@ -231,9 +220,17 @@ def _parts(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _record(user: SimulatedUser, did: str, r: int, turn: TurnResult, message: str) -> RunRecord:
-    target = user.target(did)
+def _record(did: str, r: int, target: str, turn: TurnResult, message: str) -> RunRecord:
     return RunRecord(did, r, target, turn.ranking, message, turn.question, turn.strategy)
+
+
+def _repeat_last(last: RunRecord, rounds: int) -> list[RunRecord]:
+    """The rounds after ``last`` up to ``rounds``, once the user has nothing more to say:
+    the last ranking again, with no message and no question."""
+    return [
+        RunRecord(last.dialogue_id, t, last.target, last.ranking, None, None, last.strategy)
+        for t in range(last.round + 1, rounds + 1)
+    ]
 
 
 def write_run_file(records: Sequence[RunRecord], path: str | Path) -> Path:
