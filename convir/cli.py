@@ -12,6 +12,7 @@ from convir.chat import chat_command
 from convir.demo import demo_command
 from convir.errors import ConvirError
 from convir.evaluation.cli import data_app, eval_app
+from convir.index.caption_cli import caption_command
 from convir.index.cli import index_command, search_command
 from convir.server.cli import serve_command
 from convir.testbed.cli import testbed_app
@@ -28,6 +29,7 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
 app.command("index")(index_command)
 app.command("search")(search_command)
+app.command("caption")(caption_command)
 app.command("demo")(demo_command)
 app.command("chat")(chat_command)
 app.command("serve")(serve_command)

@@ -19,7 +19,9 @@ from convir.index.folder import DEFAULT_MAX_PIXELS, DEFAULT_WORKERS
 from convir.ray_cluster import ADDRESS_HELP
 
 if TYPE_CHECKING:
+    from convir.index.faiss_index import GalleryIndex
     from convir.index.folder import FolderEmbedding
+    from convir.models.captioner import Captioner
 
 
 def _resolve_weights(model: str | None, pretrained: str | None) -> tuple[str, str]:
@@ -89,6 +91,19 @@ def index_command(
         "only cores torch leaves free get one (none: decode between batches).",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    captions: Path | None = typer.Option(
+        None,
+        "--captions",
+        help='JSON-lines file of {"path", "caption"}: one text per image, stored in the index '
+        "(paths relative to FOLDER or absolute).",
+    ),
+    captioner: str | None = typer.Option(
+        None,
+        "--captioner",
+        help="Caption every image with a model and store the texts: 'testbed', a local "
+        "transformers image-to-text folder, or vlm:MODEL (an OpenAI-compatible server at "
+        "CONVIR_LLM_URL).",
+    ),
     use_ray: bool = typer.Option(
         False, "--ray", help="Embed with Ray Data on a Ray cluster (extra: convir[ray])."
     ),
@@ -116,11 +131,20 @@ def index_command(
         raise InputError(f"--out {out} is a folder; give a file path such as {out}/gallery.index")
     if not use_ray and (ray_address is not None or concurrency is not None):
         raise InputError("--ray-address and --concurrency apply with --ray only; add --ray")
+    if captions is not None and captioner is not None:
+        raise InputError("give --captions (a file) or --captioner (a model), not both")
+    if captions is not None and not captions.is_file():
+        raise InputError(f"--captions: no file at {captions}; give a JSON-lines file")
     if use_ray:
         from convir.ray_cluster import require_ray
 
         require_ray()  # before loading a model: a missing extra fails at once
     files = list_images(folder)  # before loading a model: a wrong folder fails at once
+    text_model = None
+    if captioner is not None:  # before embedding: a missing model or a down server fails now
+        from convir.models.captioner import load_captioner
+
+        text_model = load_captioner(captioner, device)
     model, pretrained = _resolve_weights(model, pretrained)
     embedder = load_embedder(model, pretrained, device)
     root = str(folder.resolve())
@@ -169,10 +193,34 @@ def index_command(
     from convir.index.ray_index import build_from_shards  # no Ray import: shards are arrays
 
     build_from_shards(index, shards)
+    note = ""
+    if captions is not None or text_model is not None:
+        note = "; captions: " + _attach_captions(index, captions, text_model, captioner, progress)
     index.save(out)
     typer.echo(
-        f"indexed {index.count} images, skipped {skipped}, wrote {out} ({index.factory}, {model})"
+        f"indexed {index.count} images, skipped {skipped}, wrote {out} ({index.factory}, "
+        f"{model}){note}"
     )
+
+
+def _attach_captions(
+    index: GalleryIndex,
+    captions: Path | None,
+    text_model: Captioner | None,
+    captioner: str | None,
+    progress: bool,
+) -> str:
+    """Read or compute one text per indexed image and store them in ``index``; a summary."""
+    from convir.index.captions import caption_images, read_captions_file
+
+    if captions is not None:
+        texts, report = read_captions_file(captions, index.ids, index.paths)
+        source = f"file:{captions.name}"
+    else:
+        texts, report = caption_images(text_model, index.paths, progress=progress)
+        source = f"captioner:{captioner}"
+    index.set_captions(texts, source)
+    return report.summary()
 
 
 def _embed_with_ray(

@@ -15,6 +15,8 @@ File format: one zip archive (``gallery.index``) holding
     ids.json            list of ids, in position order
     paths.json          list of paths, in position order
     index.faiss         the FAISS index as written by ``faiss.write_index`` (stored, not deflated)
+    captions.json       optional: one text per item (or null), from a captions file or a
+                        captioning model; ``captions_source`` in the metadata says which
 
 Zip gives per-member CRC-32 checks (a damaged file fails to load instead of returning
 garbage) and can be inspected with standard tools. :meth:`GalleryIndex.save` writes a temp
@@ -47,6 +49,7 @@ FORMAT_VERSION = 1
 META_MEMBER = "convir-index.json"
 IDS_MEMBER = "ids.json"
 PATHS_MEMBER = "paths.json"
+CAPTIONS_MEMBER = "captions.json"
 FAISS_MEMBER = "index.faiss"
 
 # Defaults measured by benchmarks/bench_index.py (table and reasoning: docs/performance.md).
@@ -115,6 +118,7 @@ class IndexMeta:
     pretrained: str | None = None
     image_root: str | None = None
     created: str = ""
+    captions_source: str | None = None  # "file:NAME" or "captioner:NAME"; None: no captions
     metric: str = "inner_product"
     format: str = FORMAT
     version: int = FORMAT_VERSION
@@ -195,6 +199,8 @@ class GalleryIndex:
             ) from exc
         self._setup(index, factory, [], [])
         self.model, self.pretrained, self.image_root = model, pretrained, image_root
+        self._captions: list[str | None] | None = None
+        self.captions_source: str | None = None
         self.created = datetime.now(UTC).isoformat(timespec="seconds")
         if self._ivf() is not None:
             self.nprobe = default_nprobe(self._ivf().nlist)
@@ -341,7 +347,24 @@ class GalleryIndex:
             pretrained=self.pretrained,
             image_root=self.image_root,
             created=self.created,
+            captions_source=self.captions_source if self._captions is not None else None,
         )
+
+    # -- captions -----------------------------------------------------------------------
+    @property
+    def captions(self) -> list[str | None] | None:
+        """One text per item in position order (None where an item has none), or None."""
+        return None if self._captions is None else list(self._captions)
+
+    def caption_of(self, position: int) -> str | None:
+        return None if self._captions is None else self._captions[self._check_position(position)]
+
+    def set_captions(self, captions: Sequence[str | None], source: str) -> None:
+        """Attach one text (or None) per item; ``source`` says where they came from."""
+        if len(captions) != self.count:
+            raise InputError(f"{len(captions)} captions for an index of {self.count} items")
+        self._captions = [c if c is None else str(c) for c in captions]
+        self.captions_source = source
 
     # -- id <-> path ----------------------------------------------------------------------
     @property
@@ -530,6 +553,11 @@ class GalleryIndex:
                     )
                 ids = json.loads(zf.read(IDS_MEMBER).decode("utf-8"))
                 paths = json.loads(zf.read(PATHS_MEMBER).decode("utf-8"))
+                captions = (
+                    json.loads(zf.read(CAPTIONS_MEMBER).decode("utf-8"))
+                    if CAPTIONS_MEMBER in names
+                    else None
+                )
                 index = _read_faiss(zf)
         except IndexFileError:
             raise
@@ -550,6 +578,14 @@ class GalleryIndex:
         loaded._setup(index, meta.factory, [str(i) for i in ids], [str(p) for p in paths])
         loaded.model, loaded.pretrained = meta.model, meta.pretrained
         loaded.image_root, loaded.created = meta.image_root, meta.created
+        loaded._captions, loaded.captions_source = None, None
+        if captions is not None:
+            if not isinstance(captions, list) or len(captions) != len(ids):
+                raise IndexFileError(
+                    f"{path} is inconsistent ({CAPTIONS_MEMBER} does not hold one caption per "
+                    "item); rebuild it with `convir index`"
+                )
+            loaded.set_captions(captions, meta.captions_source or "unknown")
         return loaded
 
     def __repr__(self) -> str:
@@ -562,6 +598,8 @@ def _write_archive(raw: Any, index: GalleryIndex) -> None:
         zf.writestr(META_MEMBER, index.meta.to_json())
         zf.writestr(IDS_MEMBER, json.dumps(index._ids, ensure_ascii=False))
         zf.writestr(PATHS_MEMBER, json.dumps(index._paths, ensure_ascii=False))
+        if index._captions is not None:
+            zf.writestr(CAPTIONS_MEMBER, json.dumps(index._captions, ensure_ascii=False))
         _write_faiss(zf, index._index)
 
 

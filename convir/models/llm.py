@@ -31,6 +31,7 @@ from convir.errors import InputError, LLMError, LLMOutputError, LLMUnavailableEr
 
 if TYPE_CHECKING:
     import httpx
+    from PIL import Image
     from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,50 @@ _START_HINT = (
 
 
 class Message(TypedDict):
-    """One chat message, as the OpenAI chat API takes it."""
+    """One chat message, as the OpenAI chat API takes it.
+
+    ``content`` is text, or a list of parts for vision-language models:
+    ``{"type": "text", "text": ...}`` and ``{"type": "image_url", "image_url": {"url": ...}}``
+    (see :func:`image_part`).
+    """
 
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: str | list[dict[str, Any]]
+
+
+PART_TYPES = ("text", "image_url")
+
+
+def image_part(image: Image.Image, max_side: int = 1024) -> dict[str, Any]:
+    """An OpenAI ``image_url`` content part holding ``image`` as a PNG data URI.
+
+    Larger images are shrunk to ``max_side`` first (VLM servers resize anyway; this bounds the
+    request size).
+    """
+    import base64
+    import io
+
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    if max(rgb.size) > max_side:
+        rgb = rgb.copy()
+        rgb.thumbnail((max_side, max_side))
+    buf = io.BytesIO()
+    rgb.save(buf, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _check_content(i: int, content: object) -> str | list[dict[str, Any]]:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and content:
+        for part in content:
+            if not isinstance(part, Mapping) or part.get("type") not in PART_TYPES:
+                raise InputError(
+                    f"message {i}: each content part needs a type in {PART_TYPES}; got {part!r:.80}."
+                )
+        return [dict(part) for part in content]
+    raise InputError(f"message {i} needs a str content or a list of parts; got {content!r:.80}.")
 
 
 @runtime_checkable
@@ -85,9 +126,7 @@ def _check_messages(messages: Sequence[Message]) -> list[Message]:
     for i, m in enumerate(messages):
         if not isinstance(m, Mapping) or m.get("role") not in ROLES:
             raise InputError(f"message {i} needs a role in {ROLES}; got {m!r}.")
-        if not isinstance(m.get("content"), str):
-            raise InputError(f"message {i} needs a str content; got {m.get('content')!r}.")
-        out.append({"role": m["role"], "content": m["content"]})
+        out.append({"role": m["role"], "content": _check_content(i, m.get("content"))})
     return out
 
 
@@ -246,6 +285,11 @@ class OpenAICompatibleLLM(_StructuredReplies):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def listed_models(self) -> list[str]:
+        """The model ids the server lists at ``/v1/models`` (also a reachability check)."""
+        data = self._request("GET", "/v1/models")
+        return [str(m.get("id")) for m in data.get("data", []) if isinstance(m, Mapping)]
 
     def model_name(self) -> str:
         """The model to ask for: the configured one, else the first the server lists."""

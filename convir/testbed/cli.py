@@ -46,11 +46,43 @@ def train_clip_command(
     batch_size: int = typer.Option(128, "--batch-size", min=2),
     lr: float = typer.Option(5e-4, "--lr"),
     seed: int = typer.Option(0, "--seed"),
+    hard_negatives: float = typer.Option(
+        0.5, "--hard-negatives", min=0.0, max=1.0, help="Share of a batch in (scene, edit) pairs."
+    ),
+    fine_grained: float = typer.Option(
+        0.5, "--fine-grained", min=0.0, help="Weight of the token-patch term (0: off)."
+    ),
 ) -> None:
-    """Train the tiny testbed CLIP (open_clip, contrastive) and report held-out recall."""
+    """Train the tiny testbed CLIP (open_clip, contrastive) and report held-out numbers."""
     from convir.testbed.clip_train import TrainConfig, train_clip
 
-    metrics = train_clip(out, TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed))
+    cfg = TrainConfig(
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        hard_negative_share=hard_negatives,
+        fine_grained_weight=fine_grained,
+    )
+    metrics = train_clip(out, cfg)
+    typer.echo(" ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
+
+
+@testbed_app.command("train-captioner")
+def train_captioner_command(
+    out: Path = typer.Option(
+        ASSETS / "captioner", "--out", help="Folder for the model, tokenizer and processor."
+    ),
+    steps: int = typer.Option(3000, "--steps", min=1),
+    batch_size: int = typer.Option(64, "--batch-size", min=2),
+    lr: float = typer.Option(1e-3, "--lr"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train the testbed captioner (transformers ViT + GPT-2) and report held-out accuracy."""
+    from convir.testbed.captioner_train import CaptionerConfig, train_captioner
+
+    cfg = CaptionerConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+    metrics = train_captioner(out, cfg)
     typer.echo(" ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
 
 

@@ -1,10 +1,16 @@
 """Train the testbed CLIP: a tiny open_clip dual encoder, contrastive, on generated pairs.
 
 Every step draws fresh scenes from a training world (seed distinct from any evaluation
-world), renders them, and pairs each with one text: half the time a full caption
-paraphrase, half the time a partial description (a random subset of objects and of their
-attributes, sometimes the background or the object count), so the model can score the
-vague, incomplete queries a dialogue produces and not only complete captions.
+world), renders them, and pairs each with one text from the alt-text-like mix of
+:mod:`convir.testbed.caption_mix` (full captions, one object, a few objects, the setting,
+counts, bare shapes). Three choices matter, each measured (docs/testbed.md):
+- multi-positive targets: a short text is a positive for every image in the batch it is
+  true of, so "a red circle" is not pushed away from the other red circles;
+- hard negatives: half of each batch is scenes paired with a one-attribute edit of
+  themselves (recolour, reshape, move, ...), so binding colour to shape pays off;
+- a fine-grained term (SPARC-style, Bica et al. 2024): each word token is contrasted with
+  a patch summary weighted by that token's own patch similarities, within its pair, so token
+  and patch features stay aligned part to part (the OT reranker reads them).
 """
 
 from __future__ import annotations
@@ -18,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
+from convir.testbed.caption_mix import positives
+from convir.testbed.caption_mix import training_text as mix_text
 from convir.testbed.captions import (
     BACKGROUND_WORDS,
     NUMBER_WORDS,
     article,
-    full_caption,
     join_list,
     noun_phrase,
     paraphrases,
@@ -32,7 +39,7 @@ from convir.testbed.edits import triplets
 from convir.testbed.oracle import answer, candidate_questions
 from convir.testbed.render import render
 from convir.testbed.tokenizer import WordTokenizer
-from convir.testbed.world import Scene, World
+from convir.testbed.world import Scene, World, apply_random_edit
 
 TRAIN_SEED = 1_000_003  # training scenes; evaluation worlds use small seeds (0, 1, ...)
 CONTEXT_LENGTH = 64
@@ -62,12 +69,6 @@ def describe(scene: Scene, rng: np.random.Generator) -> str:
     return text
 
 
-def training_text(scene: Scene, rng: np.random.Generator) -> str:
-    if rng.random() < 0.5:
-        return full_caption(scene, rng)
-    return describe(scene, rng)
-
-
 def build_tokenizer(context_length: int = CONTEXT_LENGTH) -> WordTokenizer:
     """The testbed vocabulary: every word its captions, questions, answers and edits use."""
     world = World(seed=0, size=3000)
@@ -81,6 +82,7 @@ def build_tokenizer(context_length: int = CONTEXT_LENGTH) -> WordTokenizer:
         texts += [answer(scene, q) for q in candidate_questions()[:40]]
     texts += [t.text for t in triplets(world)]
     texts += [article(w) for w in ("object", "image", "picture")]
+    texts += [mix_text(scene, rng)[0] for scene in world.scenes() for _ in range(3)]
     return WordTokenizer.build(texts, context_length)
 
 
@@ -114,34 +116,99 @@ class TrainConfig:
     warmup: int = 100
     seed: int = 0
     image_size: int = 64
+    hard_negative_share: float = 0.5  # of each batch: scenes paired with an edit of themselves
+    fine_grained_weight: float = 0.5  # the SPARC-style token-patch term; 0 turns it off
 
 
-def _batches(cfg: TrainConfig) -> Iterator[tuple[list, list[str]]]:
+def _batch_scenes(world: World, rng: np.random.Generator, cfg: TrainConfig) -> list[Scene]:
+    """Random training scenes; a share of them come as (scene, one-attribute edit) pairs."""
+    pairs = int(cfg.batch_size * cfg.hard_negative_share) // 2
+    idx = rng.integers(world.size, size=cfg.batch_size - pairs)
+    scenes = [world.scene(int(i)) for i in idx]
+    for k in range(pairs):
+        scenes.append(apply_random_edit(scenes[k], rng, scenes[k].index))
+    return scenes
+
+
+def _batches(cfg: TrainConfig) -> Iterator[tuple[list, list[str], np.ndarray]]:
     world = World(seed=TRAIN_SEED, size=10_000_000)
     rng = np.random.default_rng(cfg.seed)
     while True:
-        idx = rng.integers(world.size, size=cfg.batch_size)
-        scenes = [world.scene(int(i)) for i in idx]
-        yield [render(s, cfg.image_size) for s in scenes], [training_text(s, rng) for s in scenes]
+        scenes = _batch_scenes(world, rng, cfg)
+        drawn = [mix_text(s, rng) for s in scenes]
+        images = [render(s, cfg.image_size) for s in scenes]
+        yield images, [t for t, _ in drawn], positives([sp for _, sp in drawn], scenes)
 
 
-def evaluate(embedder: object, size: int = 1000, seed: int = 0) -> dict[str, float]:
-    """Text-to-image R@1/R@10 on a held-out world, with full and with partial captions."""
-    world = World(seed=seed, size=size)
-    scenes = world.scenes()
-    images = embedder.encode_images([render(s) for s in scenes]).pooled
-    rng = np.random.default_rng(seed + 99)
-    out: dict[str, float] = {}
-    for kind, texts in (
-        ("full", [full_caption(s) for s in scenes]),
-        ("partial", [partial_caption(s, rng) for s in scenes]),
-    ):
-        sims = embedder.encode_text(texts).pooled @ images.T
-        target = sims.diagonal().unsqueeze(1)
-        rank = (sims > target).sum(dim=1)  # ties count in the target's favour
-        out[f"{kind}_r1"] = float((rank < 1).float().mean())
-        out[f"{kind}_r10"] = float((rank < 10).float().mean())
-    return out
+def _text_tokens(model, ids):  # noqa: ANN001, ANN202 (torch types, training only)
+    """Pooled and per-token projected text features, the padding after the last EOT cut.
+
+    The causal mask and arg-max pooling make the cut exact (as in the embedder).
+    """
+    import torch
+
+    length = int(ids.argmax(dim=-1).max()) + 1
+    ids = ids[:, :length]
+    x = model.token_embedding(ids) + model.positional_embedding[:length]
+    x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:length, :length]))
+    x = x @ model.text_projection
+    pooled = x[torch.arange(len(ids)), ids.argmax(dim=-1)]
+    return pooled, x, ids
+
+
+def _image_tokens(model, pixels):  # noqa: ANN001, ANN202
+    """Pooled and per-patch projected image features of an open_clip ViT."""
+    visual = model.visual
+    visual.output_tokens = True
+    try:
+        pooled, patches = visual(pixels)
+    finally:
+        visual.output_tokens = False
+    return pooled, patches @ visual.proj
+
+
+def multi_positive_loss(logits, pos):  # noqa: ANN001, ANN201
+    """InfoNCE with every true pair as a target: -mean log of the softmax mass on positives.
+
+    ``logits`` [texts, images]; ``pos`` bool of the same shape. Both directions, averaged.
+    """
+    import torch
+
+    def one_way(lg, mask):  # noqa: ANN001, ANN202
+        logp = lg.log_softmax(dim=1)
+        return -(torch.logsumexp(logp.masked_fill(~mask, -1e9), dim=1)).mean()
+
+    return 0.5 * (one_way(logits, pos) + one_way(logits.T, pos.T))
+
+
+def fine_grained_loss(tokens, token_mask, patches, temperature: float = 0.07):  # noqa: ANN001, ANN201
+    """SPARC-style: each word token against the patch summary its similarities select.
+
+    Per pair, similarities of each token to its own image's patches are min-max scaled,
+    sparsified at 1/P and renormalised into weights; the weighted patch sum is that token's
+    "grouped" image feature. Tokens and grouped features are then contrasted among the
+    tokens of the same text (both directions), so each word must point at its own part.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    t = F.normalize(tokens, dim=-1)
+    p = F.normalize(patches, dim=-1)
+    sim = torch.einsum("btd,bpd->btp", t, p)
+    lo = sim.min(dim=-1, keepdim=True).values
+    hi = sim.max(dim=-1, keepdim=True).values
+    w = (sim - lo) / (hi - lo + 1e-6)
+    w = torch.where(w < 1.0 / p.shape[1], torch.zeros_like(w), w)
+    w = w / (w.sum(dim=-1, keepdim=True) + 1e-6)
+    grouped = F.normalize(torch.einsum("btp,bpd->btd", w, p), dim=-1)
+    logits = torch.einsum("btd,bsd->bts", t, grouped) / temperature  # [B, T, T]
+    pair = token_mask[:, :, None] & token_mask[:, None, :]
+    logits = logits.masked_fill(~pair, -1e9)
+    labels = torch.arange(t.shape[1]).expand(t.shape[0], -1)
+    ce = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none")
+    ce_t = F.cross_entropy(logits.transpose(1, 2).flatten(0, 1), labels.flatten(), reduction="none")
+    keep = token_mask.flatten().float()
+    return 0.5 * ((ce + ce_t) * keep).sum() / keep.sum()
 
 
 def train_clip(out_dir: Path, cfg: TrainConfig, log: callable = print) -> dict[str, float]:
@@ -152,6 +219,7 @@ def train_clip(out_dir: Path, cfg: TrainConfig, log: callable = print) -> dict[s
     from tqdm import tqdm
 
     from convir.models.embedder import TESTBED_MODEL, OpenClipEmbedder
+    from convir.testbed.clip_eval import evaluate_clip
 
     torch.manual_seed(cfg.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -182,16 +250,19 @@ def train_clip(out_dir: Path, cfg: TrainConfig, log: callable = print) -> dict[s
     batches = _batches(cfg)
     bar = tqdm(range(cfg.steps), desc="train-clip", unit="step")
     for step in bar:
-        images, texts = next(batches)
+        images, texts, pos = next(batches)
         pixels = torch.stack([preprocess(im) for im in images])
-        ids = tokenizer(texts)
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
-        img = F.normalize(model.encode_image(pixels), dim=-1)
-        txt = F.normalize(model.encode_text(ids), dim=-1)
-        logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
-        labels = torch.arange(len(texts))
-        loss = 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+        img_pooled, patches = _image_tokens(model, pixels)
+        txt_pooled, tokens, ids = _text_tokens(model, tokenizer(texts))
+        img = F.normalize(img_pooled, dim=-1)
+        txt = F.normalize(txt_pooled, dim=-1)
+        logits = model.logit_scale.exp().clamp(max=100) * txt @ img.T
+        loss = multi_positive_loss(logits, torch.from_numpy(pos))
+        if cfg.fine_grained_weight > 0:
+            words_only = (ids > tokenizer.sot_id) & (ids != tokenizer.eot_id)
+            loss = loss + cfg.fine_grained_weight * fine_grained_loss(tokens, words_only, patches)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -202,10 +273,10 @@ def train_clip(out_dir: Path, cfg: TrainConfig, log: callable = print) -> dict[s
     tmp = checkpoint.with_suffix(".pt.tmp")
     torch.save({"state_dict": model.state_dict()}, tmp)
     tmp.replace(checkpoint)
-    (out_dir / f"{TESTBED_MODEL}.train.json").write_text(
-        json.dumps({**asdict(cfg), "minutes": round(minutes, 1)}, indent=2) + "\n"
-    )
     embedder = OpenClipEmbedder(TESTBED_MODEL, str(checkpoint))
-    metrics = evaluate(embedder)
+    metrics = evaluate_clip(embedder)
+    (out_dir / f"{TESTBED_MODEL}.train.json").write_text(
+        json.dumps({**asdict(cfg), "minutes": round(minutes, 1), "eval": metrics}, indent=2) + "\n"
+    )
     log(f"trained {cfg.steps} steps in {minutes:.1f} min; held-out 1000: {metrics}")
     return metrics

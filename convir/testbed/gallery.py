@@ -4,7 +4,8 @@ Layout of ``OUT``::
 
     images/0000/0000000.png ...   # 1,000 images per sub-folder, so 1M images stay listable
     attributes.jsonl              # one attribute record per image (world.Scene.to_record)
-    captions.jsonl                # {"id", "caption", "paraphrases", "partial"}
+    captions.jsonl                # {"id", "path", "caption", "paraphrases", "partial"}: a
+                                  # valid `convir index OUT --captions` file (paths under OUT)
     triplets.jsonl                # {"reference", "text", "target"} composed-retrieval queries
     world.json                    # seed, size, image size: enough to regenerate everything
 
@@ -69,6 +70,7 @@ def write_gallery(
                     json.dumps(
                         {
                             "id": scene.id,
+                            "path": rec["path"],
                             "caption": paras[0],
                             "paraphrases": paras[1:],
                             "partial": partial_caption(scene, rng),
