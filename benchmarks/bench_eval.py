@@ -52,13 +52,13 @@ def make_system(name: str, resources: Any) -> Any:
 
 def build_worker(name: str, gallery_size: int, targets: dict[str, int]) -> tuple[dict, Callable]:
     """What one Ray actor builds for itself (module level, so Ray can ship it)."""
-    from convir.agents.resources import Resources
     from convir.evaluation.users import TestbedUser
+    from convir.testbed.resources import testbed_resources
+    from convir.testbed.world import World
 
-    resources = Resources.for_testbed(gallery_size, 0, generator=name == "dar", progress=False)
-    return {name: make_system(name, resources)}, lambda: TestbedUser(
-        resources.world, targets, seed=0
-    )
+    resources = testbed_resources(gallery_size, 0, generator=name == "dar", progress=False)
+    world = World(seed=0, size=gallery_size)
+    return {name: make_system(name, resources)}, lambda: TestbedUser(world, targets, seed=0)
 
 
 def timed(fn: Callable[[], list]) -> tuple[list, float]:
@@ -93,13 +93,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from convir.agents.resources import Resources
     from convir.evaluation.loop import run_dialogues
     from convir.evaluation.users import TestbedUser
+    from convir.testbed.resources import testbed_resources
+    from convir.testbed.world import World
 
     systems = [s for s in args.systems.split(",") if s]
     need_generator = "dar" in systems
-    resources = Resources.for_testbed(
+    resources = testbed_resources(
         args.gallery_size, 0, generator=need_generator, progress=not args.json
     )
     picks = np.random.default_rng(0).choice(args.gallery_size, args.dialogues, replace=False)
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         def loop(workers: int, batched: bool, name: str = name, n: int = args.dialogues) -> list:
             """A fresh system (agents refuse to restart a conversation) on the first n ids."""
-            user = TestbedUser(resources.world, targets, seed=0)
+            user = TestbedUser(World(seed=0, size=args.gallery_size), targets, seed=0)
             system = make_system(name, resources)
             return run_dialogues(
                 system, user, ids[:n], args.rounds, workers, False, batched=batched

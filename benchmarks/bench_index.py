@@ -114,9 +114,9 @@ def random_data(size: int, dim: int, n_tune: int, n_eval: int, seed: int) -> Dat
 def testbed_data(size: int, n_tune: int, n_eval: int, seed: int) -> Data:
     """The first ``size`` testbed scenes embedded by the shipped CLIP; queries are the text
     embeddings of the captions of the next ``n_tune + n_eval`` scenes (not in the gallery)."""
-    from convir.agents.resources import Resources
+    from convir.testbed.resources import testbed_resources
 
-    res = Resources.for_testbed(size + n_tune + n_eval, seed, generator=False, progress=False)
+    res = testbed_resources(size + n_tune + n_eval, seed, generator=False, progress=False)
     captions = res.captions[size:]
     queries = res.embedder.encode_text(captions).pooled.float().numpy().astype(np.float32)
     base = np.ascontiguousarray(res.vectors[:size])

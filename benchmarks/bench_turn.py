@@ -81,12 +81,13 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from convir.agent import build_agent
-    from convir.agents.resources import Resources
     from convir.evaluation.users import TestbedUser
+    from convir.testbed.resources import testbed_resources
+    from convir.testbed.world import World
 
     strategies = [s for s in args.strategies.split(",") if s]
     t0 = time.perf_counter()
-    resources = Resources.for_testbed(
+    resources = testbed_resources(
         args.gallery_size, args.seed, generator="dar" in strategies, progress=not args.json
     )
     setup_s = time.perf_counter() - t0
@@ -107,11 +108,16 @@ def main(argv: list[str] | None = None) -> dict:
     }
     for strategy in strategies:
         targets = {f"{strategy}-{n}": int(t) for n, t in enumerate(picks)}
-        user = TestbedUser(resources.world, targets, seed=args.seed)
+        user = TestbedUser(World(seed=args.seed, size=args.gallery_size), targets, seed=args.seed)
         agent = build_agent(resources, strategy, "rules", seed=args.seed)
         # one warm-up dialogue: first-call costs (lazy generator load, fact cache) are not turns
         warm = {"warm-up": int(picks[0])}
-        time_turns(agent, TestbedUser(resources.world, warm, seed=args.seed), list(warm), 1)
+        time_turns(
+            agent,
+            TestbedUser(World(seed=args.seed, size=args.gallery_size), warm, seed=args.seed),
+            list(warm),
+            1,
+        )
         times = time_turns(agent, user, list(targets), args.rounds)
         report["strategies"][strategy] = summarize(times)
     if args.json:

@@ -191,7 +191,8 @@ class ConvirAgent:
         return TurnResult(
             ranking=list(state.get("candidates", [])),
             scores=list(state.get("scores", [])),
-            question=self.pending_question(thread_id),
+            question=(question := self.pending_question(thread_id)),
+            options=list(state.get("question_options", []) or []) if question else [],
             strategy=state.get("strategy", "dar"),
             query=state.get("query", ""),
             transcript=list(state.get("transcript", []))[seen:],

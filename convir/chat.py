@@ -162,7 +162,9 @@ def _resources(
         if not 10 <= size <= 100_000:
             raise InputError(f"--gallery-size must be between 10 and 100,000, got {size}")
         typer.echo(f"building the testbed gallery ({size} images)...", err=True)
-        return Resources.for_testbed(
+        from convir.testbed.resources import testbed_resources
+
+        return testbed_resources(
             size, seed or 0, llm=llm, generator=generate, progress=sys.stderr.isatty()
         )
     from convir.errors import IndexFileError
@@ -277,6 +279,8 @@ def _print_turn(agent: ConvirAgent, result: TurnResult, top: int) -> None:
         typer.echo(f"  {rank:>3}  {item}  {path}  {score:.3f}")
     if result.question:
         typer.echo(f"convir> {result.question}")
+        if result.options:
+            typer.echo(f"        (e.g. {' / '.join(result.options[:8])})")
     else:
         typer.echo("convir> (no question this turn; add a detail, or /quit)")
 

@@ -45,20 +45,20 @@ def demo_command(
         raise InputError(f"--workers must be between 1 and 64, got {workers}")
 
     from convir.agent import build_agent
-    from convir.agents.resources import Resources
     from convir.evaluation.loop import run_dialogues, summarize
     from convir.evaluation.users import ComposedUser, TestbedUser
+    from convir.testbed.resources import testbed_resources
+    from convir.testbed.world import World
 
     llm = None
     if policy == "llm":
         from convir.models.llm import OpenAICompatibleLLM
 
         llm = OpenAICompatibleLLM()
-    resources = Resources.for_testbed(
+    resources = testbed_resources(
         gallery_size, seed, llm=llm, generator=strategy in ("auto", "dar"), progress=not as_json
     )
-    world = resources.world
-    assert world is not None
+    world = World(seed=seed, size=gallery_size)
     rng = np.random.default_rng(seed)
     pool = world.edited_indices() if strategy == "stitch" else range(gallery_size)
     picks = rng.choice(np.asarray(pool), size=min(dialogues, len(pool)), replace=False)

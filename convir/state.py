@@ -45,7 +45,9 @@ class ConvState(TypedDict, total=False):
     candidates: list[str]  # gallery ids, best first
     scores: list[float]
     asked: list[str]  # every question asked so far
+    asked_options: dict[str, dict]  # question -> {"options": [...], "facts": [...]} (any bank)
     question: str | None  # the question waiting for an answer
+    question_options: list[str]  # its answer options (shown to the user; may be empty)
     next_action: Action
     transcript: Annotated[list[str], operator.add]
 
@@ -83,5 +85,10 @@ class AgentConfig(BaseModel):
         "info_gain", description="how ask_clarification picks: best split, or a random menu item"
     )
     question_pool: int = Field(50, ge=2, le=1000, description="top candidates a question splits")
+    read_captions: bool = Field(
+        True,
+        description="the answer model reads a candidate's answer off its text (captions file "
+        "or captioner) where the gallery has one; False: the embedder alone",
+    )
     max_steps: int = Field(8, ge=1, le=32, description="tool calls per turn before it must end")
     seed: int = 0

@@ -20,6 +20,9 @@ class TurnResult(BaseModel):
     ranking: list[str] = Field(description="gallery ids, best first (the top K kept)")
     scores: list[float] = Field(description="the score of each ranked id, same order")
     question: str | None = Field(None, description="a clarifying question for the user")
+    options: list[str] = Field(
+        default_factory=list, description="the question's answer options (any answer is accepted)"
+    )
     strategy: str = Field("text", description="dar, stitch or text: how this turn retrieved")
     query: str = Field("", description="the text query the turn searched with")
     transcript: list[str] = Field(

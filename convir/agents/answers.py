@@ -11,96 +11,38 @@ embed. Their logit is a heuristic, documented in docs/agent.md: the median, over
 candidate pool, of each image's best positive cosine, so an image that matches no positive
 option better than a typical image does leans to "nothing".
 
-The testbed's question templates (``convir.testbed.oracle``) give the menu and its options;
-with an LLM, its proposals (question + options, ``ask_question`` prompt) join the menu, so a
-real gallery gets questions too.
+Where the gallery has a text for a candidate (a captions file, a captioner), and at least one
+candidate's text states one of the question's facts, that candidate's answer is read from
+its text instead: ``p = 1 - eps`` spread over the options whose fact its text states (every
+content word of the fact inside one clause of the text), ``eps`` over the rest (a captioner
+errs). This is what makes caption-mined questions sharp; facts no text states (counts, say)
+stay with the embedder.
+
+Questions come from a question bank (``questions.py``); the asked ones are kept in the state
+with their options and facts, so every answer counts when the candidates are rescored,
+whatever bank asked. Answers to questions the agent did not ask (a replayed ChatIR turn)
+are read as facts by the generic rules of ``turn_to_fact`` and scored against "not that".
 """
 
 from __future__ import annotations
 
 import functools
-import re
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, Field
 
+from convir.agents.questions import Askable, clauses, normalise
 from convir.errors import LLMError
 from convir.models.refiner import split_turn, turn_to_fact
 
 if TYPE_CHECKING:
     from convir.models.embedder import Embedder
     from convir.models.llm import LLM
-    from convir.testbed.oracle import Question
 
-
-@dataclass(frozen=True)
-class Askable:
-    """A question the agent may ask, with the answers it expects."""
-
-    text: str
-    options: tuple[str, ...]
-
-
-def options_for_testbed(q: Question) -> tuple[str, ...]:
-    """Every answer the testbed oracle can give to ``q`` (single-object answers)."""
-    from convir.testbed.captions import NUMBER_WORDS, article
-    from convir.testbed.world import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, SIZES
-
-    if q.kind == "count":
-        return tuple(NUMBER_WORDS[1:5])
-    if q.kind == "background":
-        return tuple(BACKGROUNDS)
-    if q.kind == "colour_of":
-        return (*COLOURS, f"there is no {q.shape}")
-    if q.kind == "shape_at":
-        return (*(article(s) for s in SHAPES), "nothing is there")
-    if q.kind == "colour_at":
-        return (*(f"{c} {s}" for c in COLOURS for s in SHAPES), "nothing is there")
-    if q.kind == "where":
-        return (*(f"at the {p}" for p in POSITIONS), f"there is no {q.colour} {q.shape}")
-    if q.kind == "size_of":
-        return (*SIZES, f"there is no {q.colour} {q.shape}")
-    return ("yes", "no")
-
-
-def mentioned_objects(text: str) -> list[tuple[str, str]]:
-    """(colour, shape) pairs named in ``text``, e.g. 'a small red circle' -> ('red', 'circle')."""
-    from convir.testbed.world import COLOURS, SHAPES
-
-    pattern = rf"\b({'|'.join(COLOURS)})\s+(?:\w+\s+)?({'|'.join(SHAPES)})s?\b"
-    return list(dict.fromkeys(re.findall(pattern, text.lower().replace("grey", "gray"))))
-
-
-def menu_for_testbed(dialogue: list[str]) -> list[Askable]:
-    """The template questions worth asking about this dialogue, with their options.
-
-    Adds ``where`` / ``size_of`` questions about the objects the dialogue names to the
-    general ones (count, background, per-cell shape and colour, colour per shape).
-    """
-    from convir.testbed.oracle import Question
-    from convir.testbed.world import POSITIONS, SHAPES
-
-    qs: list[Question] = [Question(kind="count"), Question(kind="background")]
-    for colour, shape in mentioned_objects(" ".join(dialogue)):
-        qs += [
-            Question(kind="where", colour=colour, shape=shape),
-            Question(kind="size_of", colour=colour, shape=shape),
-        ]
-    qs += [Question(kind="colour_of", shape=s) for s in SHAPES]
-    qs += [Question(kind=k, position=p) for k in ("shape_at", "colour_at") for p in POSITIONS]
-    return [Askable(q.text, options_for_testbed(q)) for q in qs]
-
-
-def options_for(question: str) -> tuple[str, ...] | None:
-    """The options of a question in the testbed's wording, else None (unknown question)."""
-    from convir.testbed.oracle import parse_question
-
-    q = parse_question(question)
-    return options_for_testbed(q) if q is not None else None
+CAPTION_EPS = 0.1  # how often a candidate's text is taken to be wrong about a fact
 
 
 @functools.lru_cache(maxsize=65536)
@@ -114,8 +56,47 @@ def already_answered(askable: Askable, dialogue: list[str]) -> bool:
     text = " ".join(dialogue).lower()
     if askable.text.lower() in text:
         return True
-    facts = (fact(askable.text, o) for o in askable.options)
-    return any(f and len(f.split()) > 1 and f.lower() in text for f in facts)
+    return any(f and len(f.split()) > 1 and f.lower() in text for f in facts_of(askable))
+
+
+def facts_of(askable: Askable) -> tuple[str | None, ...]:
+    """The fact each option states: the bank's own, else read off the wording."""
+    if askable.facts is not None:
+        return askable.facts
+    return tuple(fact(askable.text, o) for o in askable.options)
+
+
+@functools.lru_cache(maxsize=65536)
+def _content(fact_text: str) -> frozenset[str]:
+    from convir.agents.questions import STOPWORDS
+
+    return frozenset(w for w in normalise(fact_text).split() if w not in STOPWORDS)
+
+
+@functools.lru_cache(maxsize=65536)
+def _clause_sets(caption: str) -> tuple[tuple[frozenset[str], tuple[str, ...]], ...]:
+    from convir.agents.questions import PLACE_WORDS
+
+    return tuple((frozenset(c), tuple(w for w in c if w in PLACE_WORDS)) for c in clauses(caption))
+
+
+def states(caption: str, fact_text: str) -> bool:
+    """Whether a text states a fact: every content word of it inside one clause, and the
+    same place words in the same order ("at the top" is not "at the top left")."""
+    want = _content(fact_text)
+    if not want:
+        return False
+    where = _places(fact_text)
+    return any(
+        want <= words and (not where or where == places) for words, places in _clause_sets(caption)
+    )
+
+
+@functools.lru_cache(maxsize=65536)
+def _places(text: str) -> tuple[str, ...]:
+    from convir.agents.questions import PLACE_WORDS
+
+    return tuple(w for w in normalise(text).split() if w in PLACE_WORDS)
 
 
 class ProposedQuestion(BaseModel):
@@ -178,19 +159,29 @@ class AnswerModel:
         with self._lock:
             return np.stack([self._facts[f] for f in facts])
 
-    def probabilities(self, question: str, options: tuple[str, ...], X: np.ndarray) -> np.ndarray:
+    def probabilities(
+        self,
+        question: str,
+        options: tuple[str, ...],
+        X: np.ndarray,
+        captions: Sequence[str | None] | None = None,
+    ) -> np.ndarray:
         """``p(option | image)`` [N, len(options)] for candidate vectors ``X`` [N, D]."""
-        return self.probabilities_many([(question, options)], X)[0]
+        return self.probabilities_many([Askable(question, options)], X, captions)[0]
 
     def probabilities_many(
-        self, asks: Sequence[tuple[str, tuple[str, ...]]], X: np.ndarray
+        self,
+        asks: Sequence[Askable],
+        X: np.ndarray,
+        captions: Sequence[str | None] | None = None,
     ) -> list[np.ndarray]:
         """:meth:`probabilities` for many questions at once: one cosine matrix for all facts.
 
         Scoring a menu of ~30 questions this way costs one matmul and one cache lookup
-        instead of thirty of each.
+        instead of thirty of each. ``captions`` (aligned with ``X``) switch on the text
+        reading described in the module docstring.
         """
-        facts = [[fact(q, o) for o in options] for q, options in asks]
+        facts = [facts_of(a) for a in asks]
         wanted = [f for row in facts for f in row if f]
         cos_all = X @ self._vectors(wanted).T if wanted else np.zeros((len(X), 0))
         out, col = [], 0
@@ -207,28 +198,109 @@ class AnswerModel:
             logits[:, [i for i, f in enumerate(row) if not f]] = null
             logits -= logits.max(axis=1, keepdims=True)
             p = np.exp(logits)
-            out.append(p / p.sum(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+            if captions is not None:
+                _read_captions(p, row, captions)
+            out.append(p)
         return out
 
-    def answer_loglik(self, turns: list[str], X: np.ndarray) -> np.ndarray:
-        """Sum over answered turns of ``log p(answer | image)`` [N]; unknown turns add 0."""
+    def answer_loglik(
+        self,
+        turns: list[str],
+        X: np.ndarray,
+        asked: Mapping[str, Mapping] | None = None,
+        captions: Sequence[str | None] | None = None,
+    ) -> np.ndarray:
+        """Sum over answered turns of ``log p(answer | image)`` [N]; unknown turns add 0.
+
+        ``asked`` maps each question the agent asked to its options and facts (state);
+        other turns are read generically (see :func:`turn_question`).
+        """
         asks, picked = [], []
         for turn in turns:
-            question, answer = split_turn(turn)
-            options = options_for(question) if question else None
-            if options is None:
-                continue
-            answer = answer.lower().strip().rstrip(".")
-            if answer not in options:
-                if not fact(question, answer):
-                    continue  # "i don't know", or a free-form denial: no evidence either way
-                options = (*options, answer)
-            asks.append((question, options))
-            picked.append(options.index(answer))
+            got = turn_question(turn, asked or {})
+            if got is not None:
+                asks.append(got[0])
+                picked.append(got[1])
         total = np.zeros(len(X))
-        for p, i in zip(self.probabilities_many(asks, X), picked, strict=True):
+        for p, i in zip(self.probabilities_many(asks, X, captions), picked, strict=True):
             total += np.log(np.clip(p[:, i], 1e-6, 1.0))
         return total
+
+
+def turn_question(turn: str, asked: Mapping[str, Mapping]) -> tuple[Askable, int] | None:
+    """The question a 'question? answer' turn answered, and which option the answer is.
+
+    A question from ``asked`` keeps its options and facts (an answer outside them joins as
+    an extra option when it states a fact). Any other question is generic: the answer's
+    fact (``turn_to_fact``) against "not that" (a yes/no question: yes against no).
+    Returns None when the turn carries no evidence ("i don't know", a bare "no" to an
+    unknown question).
+    """
+    question, answer = split_turn(turn)
+    if not question:
+        return None
+    answer = answer.lower().strip().rstrip(".")
+    spec = asked.get(question + "?") or asked.get(question)
+    if spec is not None:
+        options = tuple(spec.get("options") or ())
+        facts = spec.get("facts")
+        ask = Askable(question + "?", options, tuple(facts) if facts is not None else None)
+        if answer in options:
+            return ask, options.index(answer)
+        extra = fact(question, answer)
+        if not extra or not options:
+            return None
+        return Askable(ask.text, (*options, answer), (*facts_of(ask), extra)), len(options)
+    stated = fact(question, "yes" if _yes_no(question) and answer in ("yes", "no") else answer)
+    if not stated:
+        return None
+    ask = Askable(question + "?", ("yes", "no"), (stated, None))
+    return ask, 1 if answer == "no" or answer.startswith("no ") else 0
+
+
+def _yes_no(question: str) -> bool:
+    first = question.lower().split()[:1]
+    return bool(first) and first[0] in {
+        "is",
+        "are",
+        "does",
+        "do",
+        "can",
+        "was",
+        "were",
+        "has",
+        "have",
+    }
+
+
+def _read_captions(
+    p: np.ndarray, facts: Sequence[str | None], captions: Sequence[str | None]
+) -> None:
+    """Replace, in place, the rows of captioned candidates by what their text states."""
+    positive = [i for i, f in enumerate(facts) if f]
+    if not positive:
+        return
+    said = np.zeros((len(captions), len(facts)), dtype=bool)
+    for r, caption in enumerate(captions):
+        if caption:
+            for i in positive:
+                said[r, i] = states(caption, facts[i])  # type: ignore[arg-type]
+    if not said.any():
+        return  # no text states any of these facts: the embedder knows more
+    negative = [i for i, f in enumerate(facts) if not f]
+    for r, caption in enumerate(captions):
+        if not caption:
+            continue
+        hit = said[r]
+        if not hit.any() and negative:
+            hit = np.zeros(len(facts), dtype=bool)
+            hit[negative] = True
+        if not hit.any():
+            continue
+        row = np.full(len(facts), CAPTION_EPS / max(1, (~hit).sum()))
+        row[hit] = (1 - CAPTION_EPS) / hit.sum() if (~hit).any() else 1.0 / hit.sum()
+        p[r] = row / row.sum()
 
 
 def information_gain(p: np.ndarray, weights: np.ndarray) -> float:

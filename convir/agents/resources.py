@@ -1,8 +1,10 @@
 """The models and the gallery a conversation works with, built once and shared by every turn.
 
 Tools never load anything themselves: the graph is built around one :class:`Resources`
-(embedder, index, the gallery's pooled vectors, a way to get any gallery image, optional
-captions, and lazily the generator and the LLM). Patch features of gallery images (for OT
+(embedder, index, the gallery's pooled vectors, a way to get any gallery image, the gallery's
+texts where it has them, the question bank, and lazily the generator and the LLM). It is the
+gallery layer: it knows no world, only what a user's own folder gives (``from_index``); a
+testbed gallery is built the same way by the testbed plugin. Patch features of gallery images (for OT
 rerank) are computed on demand from the images and cached, so a gallery of any size costs
 nothing until a candidate is reranked.
 """
@@ -23,11 +25,11 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
+    from convir.agents.questions import QuestionBank
     from convir.index.faiss_index import GalleryIndex
     from convir.models.embedder import Embedder, TextFeatures
     from convir.models.generator import Generator
     from convir.models.llm import LLM
-    from convir.testbed.world import World
 
 PATCH_CACHE_SIZE = 4096  # images whose patch features stay in memory (~2 MB each per 1k)
 TEXT_CACHE_SIZE = 256  # texts whose pooled + token features stay in memory (~10 kB each)
@@ -41,10 +43,10 @@ class Resources:
     index: GalleryIndex
     vectors: np.ndarray  # [N, D] unit pooled image embeddings, in index position order
     load_image: Callable[[int], Image.Image]  # index position -> the image
-    captions: list[str] | None = None  # a caption per position, when the gallery has them
+    captions: list[str | None] | None = None  # a text per position, where the gallery has one
     generator_factory: Callable[[], Generator] | None = None
     llm: LLM | None = None
-    world: World | None = None  # the testbed world, when the gallery is the testbed
+    question_bank: QuestionBank | None = None  # None: caption-mined, or vocabulary without texts
     _generator: Generator | None = field(default=None, repr=False)
     _patches: OrderedDict[int, torch.Tensor] = field(default_factory=OrderedDict, repr=False)
     _texts: OrderedDict[str, TextFeatures] = field(default_factory=OrderedDict, repr=False)
@@ -105,66 +107,18 @@ class Resources:
             return torch.stack([self._patches[p] for p in positions]).float()
 
     @classmethod
-    def for_testbed(
-        cls,
-        gallery_size: int = 1000,
-        seed: int = 0,
-        *,
-        llm: LLM | None = None,
-        generator: bool = True,
-        progress: bool = True,
-    ) -> Resources:
-        """The testbed world of ``gallery_size`` scenes with the shipped CLIP and generator."""
-        from tqdm import tqdm
-
-        from convir.index.faiss_index import GalleryIndex
-        from convir.models.embedder import load_embedder
-        from convir.testbed.captions import full_caption
-        from convir.testbed.render import render
-        from convir.testbed.world import World
-
-        if gallery_size < 1:
-            raise InputError(f"gallery size must be positive, got {gallery_size}")
-        world = World(seed=seed, size=gallery_size)
-        embedder = load_embedder()
-        scenes = world.scenes()
-        chunks = range(0, len(scenes), 512)
-        vectors = np.concatenate(
-            [
-                embedder.encode_images([render(s) for s in scenes[i : i + 512]]).pooled.numpy()
-                for i in tqdm(chunks, desc="embed gallery", disable=not progress)
-            ]
-        ).astype(np.float32)
-        ids = [s.id for s in scenes]
-        index = GalleryIndex.build(vectors, ids, ids, factory="Flat")
-
-        def make_generator() -> Generator:
-            from convir.models.generator import TestbedGenerator
-
-            return TestbedGenerator(embedder=embedder)
-
-        return cls(
-            embedder=embedder,
-            index=index,
-            vectors=vectors,
-            load_image=lambda p: render(world.scene(p)),
-            captions=[full_caption(s) for s in scenes],
-            generator_factory=make_generator if generator else None,
-            llm=llm,
-            world=world,
-        )
-
-    @classmethod
     def from_index(
         cls,
         index: GalleryIndex,
         embedder: Embedder,
         *,
-        captions: list[str] | None = None,
+        captions: list[str | None] | None = None,
         generator_factory: Callable[[], Generator] | None = None,
         llm: LLM | None = None,
+        question_bank: QuestionBank | None = None,
     ) -> Resources:
-        """Any saved index: images are read from the paths it recorded."""
+        """Any saved index: images are read from the paths it recorded; its texts (captions
+        stored by ``convir index --captions/--captioner``) unless ``captions`` is given."""
         from pathlib import Path
 
         from convir.index.folder import load_image
@@ -180,7 +134,25 @@ class Resources:
             index=index,
             vectors=index.vectors(),
             load_image=image_at,
-            captions=captions,
+            captions=captions if captions is not None else index.captions,
             generator_factory=generator_factory,
             llm=llm,
+            question_bank=question_bank,
         )
+
+    def bank(self) -> QuestionBank:
+        """The question bank in use: the one given, else mined from the gallery's texts, else
+        the embedder's concept vocabulary (a gallery without texts)."""
+        from convir.agents.questions import CaptionBank, VocabularyBank, concepts_of
+
+        if self.question_bank is not None:
+            return self.question_bank
+        if self.captions is not None and any(self.captions):
+            return CaptionBank()
+        return VocabularyBank(concepts_of(self.embedder))
+
+    def captions_at(self, positions: Sequence[int]) -> list[str | None] | None:
+        """The texts of these gallery positions, or None when the gallery has none."""
+        if self.captions is None:
+            return None
+        return [self.captions[p] for p in positions]

@@ -225,6 +225,14 @@ class Policy(StrEnum):
 class Questions(StrEnum):
     info_gain = "info_gain"
     random = "random"
+    testbed = "testbed"
+    llm = "llm"
+
+
+class CaptionSource(StrEnum):
+    testbed = "testbed"
+    none = "none"
+    metadata = "metadata"
 
 
 HITS_K = 10
@@ -317,31 +325,46 @@ def _testbed_setup(
     agents: bool,
     policy: Policy,
     progress: bool,
+    via_index: Path | None = None,
+    captions: str = "testbed",
 ) -> _Setup:
     import numpy as np
 
-    from convir.agents.resources import Resources
     from convir.evaluation.users import TestbedUser
+    from convir.testbed.resources import testbed_resources
+    from convir.testbed.world import World
 
     llm = None
     if agents and policy is Policy.llm:
         from convir.models.llm import OpenAICompatibleLLM
 
         llm = OpenAICompatibleLLM()
-    resources = Resources.for_testbed(
-        gallery_size, seed, llm=llm, generator=agents, progress=progress
-    )
-    world = resources.world
-    assert world is not None
+    world = World(seed=seed, size=gallery_size)
+    gallery_ids = None
+    if via_index is not None:
+        from convir.evaluation.via_index import public_resources
+
+        resources, gallery_ids = public_resources(
+            world, via_index, captions, generator=agents, progress=progress
+        )
+        resources.llm = llm
+        how = f"via index, texts: {captions}"
+    else:
+        resources = testbed_resources(
+            gallery_size, seed, llm=llm, generator=agents, progress=progress
+        )
+        how = "in memory"
     picks = np.random.default_rng(seed).choice(gallery_size, size=dialogues, replace=False)
     targets = {str(d): int(t) for d, t in enumerate(picks)}
     return _Setup(
         resources,
         list(targets),
-        lambda: TestbedUser(world, targets, error_rate=error_rate, seed=seed),
+        lambda: TestbedUser(
+            world, targets, error_rate=error_rate, seed=seed, gallery_ids=gallery_ids
+        ),
         "random",
         None,
-        f"Testbed, gallery {gallery_size}, {dialogues} dialogues, error rate {error_rate}",
+        f"Testbed ({how}), gallery {gallery_size}, {dialogues} dialogues, error {error_rate}",
     )
 
 
@@ -383,6 +406,8 @@ class _RunSpec:
     dialogues_file: Path | None = None
     search_space: Path | None = None
     progress: bool = True
+    via_index: Path | None = None
+    captions: str = "testbed"
 
 
 def _build(spec: _RunSpec) -> tuple[_Setup, dict[str, Any]]:
@@ -408,6 +433,8 @@ def _build(spec: _RunSpec) -> tuple[_Setup, dict[str, Any]]:
             bool(agents),
             spec.policy,
             spec.progress,
+            spec.via_index,
+            spec.captions,
         )
     systems: dict[str, Any] = {}
     for label in spec.labels:
@@ -418,8 +445,24 @@ def _build(spec: _RunSpec) -> tuple[_Setup, dict[str, Any]]:
             continue
         for mode in spec.modes:
             name = label if len(spec.modes) == 1 else f"{label}-{mode}"
-            systems[name] = factory(setup.resources, label, spec.policy.value, mode, seed=spec.seed)
+            resources, how = _with_bank(setup.resources, mode)
+            systems[name] = factory(resources, label, spec.policy.value, how, seed=spec.seed)
     return setup, systems
+
+
+def _with_bank(resources: Resources, mode: str) -> tuple[Resources, str]:
+    """The gallery with the question bank a --questions mode names, and how to choose."""
+    if mode in ("info_gain", "random"):
+        return resources, mode
+    if mode == "testbed":
+        from convir.testbed.questions import TemplateBank
+
+        return replace(resources, question_bank=TemplateBank()), "info_gain"
+    from convir.agents.questions import LLMBank
+    from convir.models.llm import OpenAICompatibleLLM
+
+    llm = resources.llm or OpenAICompatibleLLM()
+    return replace(resources, question_bank=LLMBank(llm)), "info_gain"
 
 
 def _worker_setup(spec: _RunSpec) -> WorkerSetup:
@@ -554,6 +597,18 @@ def run_command(
         help="--ray: actors, each building its own gallery and systems (default: one per "
         "CPU of the cluster); --workers threads run inside each.",
     ),
+    via_index: bool = typer.Option(
+        False,
+        "--via-index",
+        help="testbed: write the gallery as image files under --out, index it with `convir "
+        "index` and give the agent only that index (the path a user's folder takes).",
+    ),
+    captioner: CaptionSource = typer.Option(
+        CaptionSource.testbed,
+        "--captioner",
+        help="--via-index: the gallery's texts: testbed (the shipped captioner), metadata "
+        "(the gallery's captions.jsonl) or none.",
+    ),
 ) -> None:
     """Simulated or replayed dialogues against each --strategy; writes
     DIR/<strategy>.run.jsonl, DIR/summary.json and DIR/hits_at_10.png (Hits@10 per round,
@@ -561,6 +616,8 @@ def run_command(
     _check_run_options(rounds, workers)
     if not use_ray and (ray_address is not None or ray_actors is not None):
         raise InputError("--ray-address and --ray-actors apply with --ray only; add --ray")
+    if via_index and benchmark is not Benchmark.testbed:
+        raise InputError("--via-index is for --benchmark testbed (chatir already uses --index)")
     labels = [s.value for s in strategies]
     agents = [s for s in labels if s != "concat"]
     modes = list(dict.fromkeys(q.value for q in questions))
@@ -612,6 +669,8 @@ def run_command(
         _absolute(dialogues_file),
         _absolute(search_space),
         progress,
+        (out / "galleries").resolve() if via_index else None,
+        captioner.value,
     )
     setup, systems = _build(spec)
     size = setup.resources.index.count
@@ -667,14 +726,15 @@ def composed_command(
         raise InputError(f"--gallery-size must be between 100 and 100,000, got {gallery_size}")
     if not (0.0 <= transition_scale <= 5.0 and 0.0 < ot_weight <= 1.0):
         raise InputError("--transition-scale must be in [0, 5] and --ot-weight in (0, 1]")
-    from convir.agents.resources import Resources
     from convir.evaluation.composed import composed_table
     from convir.testbed.edits import triplets
+    from convir.testbed.resources import testbed_resources
+    from convir.testbed.world import World
 
-    resources = Resources.for_testbed(gallery_size, seed, generator=False, progress=not as_json)
-    assert resources.world is not None
-    queries = triplets(resources.world, seed)
-    table = composed_table(resources, queries, transition_scale, ot_weight)
+    resources = testbed_resources(gallery_size, seed, generator=False, progress=not as_json)
+    world = World(seed=seed, size=gallery_size)
+    queries = triplets(world, seed)
+    table = composed_table(resources, world, queries, transition_scale, ot_weight)
     if as_json:
         typer.echo(json.dumps({"queries": len(queries), "table": table}))
         return

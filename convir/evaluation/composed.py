@@ -19,21 +19,21 @@ import numpy as np
 if TYPE_CHECKING:
     from convir.agents.resources import Resources
     from convir.testbed.edits import Triplet
+    from convir.testbed.world import World
 
 CaptionMode = Literal["rules", "ideal"]
 KS = (1, 10, 50)
 
 
-def target_captions(resources: Resources, triplets: list[Triplet], mode: CaptionMode) -> list[str]:
+def target_captions(
+    resources: Resources, world: World, triplets: list[Triplet], mode: CaptionMode
+) -> list[str]:
     from convir.testbed.captions import full_caption
     from convir.tools.refine_query import target_caption
 
-    assert resources.captions is not None and resources.world is not None
+    assert resources.captions is not None
     if mode == "ideal":
-        return [
-            full_caption(resources.world.scene(resources.index.position_of(t.target)))
-            for t in triplets
-        ]
+        return [full_caption(world.scene(resources.index.position_of(t.target))) for t in triplets]
     return [
         target_caption(resources.captions[resources.index.position_of(t.reference)], t.text)[0]
         for t in triplets
@@ -48,6 +48,7 @@ def _ranks(found: np.ndarray, targets: np.ndarray, depth: int) -> np.ndarray:
 
 def composed_recall(
     resources: Resources,
+    world: World,
     triplets: list[Triplet],
     *,
     caption: CaptionMode = "rules",
@@ -62,7 +63,7 @@ def composed_recall(
     from convir.tools.retrieve import query_vector
 
     index, pos = resources.index, resources.index.position_of
-    captions = target_captions(resources, triplets, caption)
+    captions = target_captions(resources, world, triplets, caption)
     refs = np.array([pos(t.reference) for t in triplets])
     targets = np.array([pos(t.target) for t in triplets])
     text = resources.embedder.encode_text(captions, tokens=ot_weight > 0)
@@ -101,18 +102,25 @@ def composed_recall(
 
 
 def composed_table(
-    resources: Resources, triplets: list[Triplet], transition_scale: float, ot_weight: float
+    resources: Resources,
+    world: World,
+    triplets: list[Triplet],
+    transition_scale: float,
+    ot_weight: float,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """The three stages for both caption modes: {mode: {stage: recalls}}."""
     table: dict[str, dict[str, dict[str, float]]] = {}
     for mode in ("rules", "ideal"):
         table[mode] = {
-            "caption": composed_recall(resources, triplets, caption=mode, transition_scale=0.0),
+            "caption": composed_recall(
+                resources, world, triplets, caption=mode, transition_scale=0.0
+            ),
             "+transition": composed_recall(
-                resources, triplets, caption=mode, transition_scale=transition_scale
+                resources, world, triplets, caption=mode, transition_scale=transition_scale
             ),
             "+ot_rerank": composed_recall(
                 resources,
+                world,
                 triplets,
                 caption=mode,
                 transition_scale=transition_scale,

@@ -69,13 +69,13 @@ def _check(dialogue_ids: Sequence[str], rounds: int, workers: int) -> None:
         seen.add(d)
 
 
-def _next_message(user: SimulatedUser, dialogue_id: str, question: str | None) -> str | None:
-    """The user's answer to ``question``; with no question, what the user says unasked
-    (only a volunteering user says anything), None when the dialogue is over."""
+def _next_message(user: SimulatedUser, dialogue_id: str, turn: TurnResult) -> str | None:
+    """The user's answer to the turn's question (its options shown); with no question, what
+    the user says unasked (only a volunteering user says anything), None when it is over."""
     from convir.evaluation.users import VolunteeringUser
 
-    if question is not None:
-        return user.answer(dialogue_id, question)
+    if turn.question is not None:
+        return user.answer(dialogue_id, turn.question, tuple(turn.options))
     if isinstance(user, VolunteeringUser):
         return user.volunteer(dialogue_id)
     return None
@@ -95,7 +95,7 @@ def run_dialogue(
     records = [_record(dialogue_id, 0, target, turn, message)]
     tick(1)
     for r in range(1, rounds + 1):
-        next_message = _next_message(user, dialogue_id, turn.question)
+        next_message = _next_message(user, dialogue_id, turn)
         if next_message is None:
             records += _repeat_last(records[-1], rounds)
             tick(rounds + 1 - r)
@@ -201,7 +201,7 @@ def run_rounds_batched(
         for d in ids:
             if d not in last:
                 continue  # ended earlier
-            message = _next_message(user, d, last[d].question)
+            message = _next_message(user, d, last[d])
             if message is None:  # the user has nothing to say: repeat the last ranking
                 records[d] += _repeat_last(records[d][-1], rounds)
                 del last[d]

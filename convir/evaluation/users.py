@@ -5,7 +5,8 @@ random choice is drawn from a generator seeded by ``(seed, dialogue id)``: runni
 in another order, or on eight threads at once, gives the same openings and answers.
 
 * :class:`TestbedUser` opens with a partial caption of a testbed scene and answers from the
-  scene's attributes (the testbed oracle), exactly or with a given error rate.
+  scene's attributes (the testbed oracle), exactly or with a given error rate: template
+  questions in the oracle's words, any other question among the options it came with.
 * :class:`ReplayUser` replays recorded ChatIR dialogues: it ignores the question it is asked
   and gives the answer part of the next recorded ``question? answer`` turn; asked nothing,
   it volunteers the whole recorded turn (ChatIR's fixed-dialogue protocol).
@@ -50,8 +51,9 @@ class SimulatedUser(Protocol):
         """The first message and, for composed retrieval, a reference image id (else None)."""
         ...
 
-    def answer(self, dialogue_id: str, question: str) -> str:
-        """The answer to the system's question (the answer only, not the question)."""
+    def answer(self, dialogue_id: str, question: str, options: Sequence[str] = ()) -> str:
+        """The answer to the system's question (the answer only, not the question);
+        ``options`` are the answers the system offered (a user may answer otherwise)."""
         ...
 
     def target(self, dialogue_id: str) -> str:
@@ -90,7 +92,12 @@ class TestbedUser:
     __test__ = False  # not a pytest class, despite the name
 
     def __init__(
-        self, world: World, targets: Mapping[str, int], error_rate: float = 0.0, seed: int = 0
+        self,
+        world: World,
+        targets: Mapping[str, int],
+        error_rate: float = 0.0,
+        seed: int = 0,
+        gallery_ids: Sequence[str] | None = None,
     ) -> None:
         if not 0.0 <= error_rate <= 1.0:
             raise InputError(f"error rate must be in [0, 1], got {error_rate}")
@@ -105,6 +112,9 @@ class TestbedUser:
         self.targets = dict(targets)
         self.error_rate = error_rate
         self.seed = seed
+        self.gallery_ids = list(gallery_ids) if gallery_ids is not None else None
+        self.unknown = 0  # questions answered "i don't know" (reported by evaluations)
+        self.answered = 0
         self._oracles: dict[str, Oracle] = {}
         self._lock = threading.Lock()
 
@@ -118,7 +128,7 @@ class TestbedUser:
         rng = np.random.default_rng(dialogue_seed(self.seed, dialogue_id, 0))
         return partial_caption(scene, rng), None
 
-    def answer(self, dialogue_id: str, question: str) -> str:
+    def answer(self, dialogue_id: str, question: str, options: Sequence[str] = ()) -> str:
         from convir.testbed.oracle import Oracle
 
         scene = self.world.scene(self._scene_index(dialogue_id))
@@ -127,10 +137,19 @@ class TestbedUser:
             if oracle is None:
                 oracle = Oracle(self.error_rate, dialogue_seed(self.seed, dialogue_id, 1))
                 self._oracles[dialogue_id] = oracle
-        return oracle.answer(scene, question)
+        said = oracle.answer(scene, question, options)
+        with self._lock:
+            self.answered += 1
+            self.unknown += said == UNKNOWN
+        return said
 
     def target(self, dialogue_id: str) -> str:
-        return self.world.scene(self._scene_index(dialogue_id)).id
+        """The target's gallery id: its scene id, or ``gallery_ids[scene]`` for a gallery
+        indexed from files (``--via-index``: ids are relative paths)."""
+        index = self._scene_index(dialogue_id)
+        if self.gallery_ids is not None:
+            return self.gallery_ids[index]
+        return self.world.scene(index).id
 
 
 class ReplayUser:
@@ -167,7 +186,7 @@ class ReplayUser:
             self._answered[dialogue_id] = n
         return turns[n] if n < len(turns) else None
 
-    def answer(self, dialogue_id: str, question: str) -> str:
+    def answer(self, dialogue_id: str, question: str, options: Sequence[str] = ()) -> str:
         from convir.models.refiner import split_turn
 
         turn = self._next_turn(dialogue_id)
@@ -206,7 +225,7 @@ class LLMUser:
             return self.openings[dialogue_id], None
         return str(_lookup(self.captions, dialogue_id, "target caption")), None
 
-    def answer(self, dialogue_id: str, question: str) -> str:
+    def answer(self, dialogue_id: str, question: str, options: Sequence[str] = ()) -> str:
         from convir.prompts import load_prompt
 
         caption = str(_lookup(self.captions, dialogue_id, "target caption"))

@@ -165,7 +165,7 @@ def _tokenizer_for(model_name: str, checkpoint: Path | None) -> Callable:
     """
     import open_clip
 
-    from convir.testbed.tokenizer import WordTokenizer
+    from convir.models.word_tokenizer import WordTokenizer
 
     if checkpoint is not None and checkpoint.with_suffix(".vocab.json").exists():
         return WordTokenizer.load(checkpoint.with_suffix(".vocab.json"))

@@ -132,6 +132,45 @@ class DiffusersGenerator:
         return list(out.images)
 
 
+def null_condition(
+    tokens: torch.Tensor, mask: torch.Tensor, pooled: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The 'no text' condition: zero features, one visible (zero) token so attention is defined."""
+    import torch
+
+    null_mask = torch.zeros_like(mask)
+    null_mask[:, 0] = True
+    return torch.zeros_like(tokens), null_mask, torch.zeros_like(pooled)
+
+
+def denoise(
+    unet: object,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    tokens: torch.Tensor,
+    mask: torch.Tensor,
+    pooled: torch.Tensor,
+    guidance: float = 1.0,
+) -> torch.Tensor:
+    """The UNet's prediction, with classifier-free guidance when ``guidance != 1``."""
+    import torch
+
+    if guidance == 1.0:
+        return unet(
+            x, t, encoder_hidden_states=tokens, class_labels=pooled, encoder_attention_mask=mask
+        ).sample
+    nt, nm, npool = null_condition(tokens, mask, pooled)
+    out = unet(
+        torch.cat([x, x]),
+        t,
+        encoder_hidden_states=torch.cat([tokens, nt]),
+        class_labels=torch.cat([pooled, npool]),
+        encoder_attention_mask=torch.cat([mask, nm]),
+    ).sample
+    cond, uncond = out.chunk(2)
+    return uncond + guidance * (cond - uncond)
+
+
 class TestbedGenerator:
     """The shipped testbed diffusion model: UNet + DDIM, conditioned on testbed CLIP text."""
 
@@ -178,8 +217,6 @@ class TestbedGenerator:
     ) -> torch.Tensor:
         """DDIM sampling with classifier-free guidance; returns pixels in [0, 1]."""
         import torch
-
-        from convir.testbed.generator_train import denoise
 
         self.scheduler.set_timesteps(self.steps)
         x = noise * self.scheduler.init_noise_sigma

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _NEGATIVE = re.compile(
-    r"^(no|nope|not really|i don'?t know|not sure|unknown|nothing is there|there is no\b)"
+    r"^(no|nope|not really|i don'?t know|not sure|unknown|nothing is there|there is no\b|none\b)"
 )
 _YES = re.compile(r"^(yes|yeah|yep|correct|right)\b")
 _PRONOUNS = {"it", "it's", "its", "they", "he", "she", "i", "there", "this", "that"}
@@ -61,6 +61,8 @@ def turn_to_fact(question: str, answer: str) -> str | None:
         (r"^is the (?P<x>.+) (?:large|big) or (?:small|little)$", "a {a} {x}"),
     ]
     # the templates expect terse answers ("red", "a star", "at the top left"), not sentences
+    if q.startswith("which "):  # a multiple-choice question: the chosen option is the fact
+        return a
     terse = len(a.split()) <= 5 and a.split()[0] not in _PRONOUNS
     for pattern, template in rules if terse else []:
         m = re.match(pattern, q)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convir.models.word_tokenizer import WordTokenizer
 from convir.testbed.caption_mix import positives
 from convir.testbed.caption_mix import training_text as mix_text
 from convir.testbed.captions import (
@@ -38,7 +39,6 @@ from convir.testbed.captions import (
 from convir.testbed.edits import triplets
 from convir.testbed.oracle import answer, candidate_questions
 from convir.testbed.render import render
-from convir.testbed.tokenizer import WordTokenizer
 from convir.testbed.world import Scene, World, apply_random_edit
 
 TRAIN_SEED = 1_000_003  # training scenes; evaluation worlds use small seeds (0, 1, ...)

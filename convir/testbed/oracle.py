@@ -9,6 +9,7 @@ noisy with a configurable error rate, for simulated users.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -170,13 +171,51 @@ class Oracle:
         self.error_rate = error_rate
         self._rng = np.random.default_rng(seed)
 
-    def answer(self, scene: Scene, question: Question | str) -> str:
+    def answer(self, scene: Scene, question: Question | str, options: Sequence[str] = ()) -> str:
+        """The answer in the oracle's words to a template question; any other question is
+        answered among its ``options`` (see :meth:`choose`), else "i don't know"."""
         q = parse_question(question) if isinstance(question, str) else question
         if q is None:
-            return UNKNOWN
+            return self.choose(scene, str(question), options)
         truth = answer(scene, q)
         if self.error_rate > 0 and self._rng.random() < self.error_rate:
             return _wrong_answer(scene, q, truth, self._rng)
+        return truth
+
+    def choose(self, scene: Scene, question: str, options: Sequence[str]) -> str:
+        """Pick the true option of any question (a yes/no question is judged by the claim its
+        "yes" makes; a multiple-choice option by its own words); wrong with ``error_rate``.
+
+        "i don't know" when no option can be judged; a negative option ("none of these")
+        when every judged option is false.
+        """
+        from convir.models.refiner import turn_to_fact
+        from convir.testbed.claims import judge
+
+        opts = [o.strip().lower() for o in options if o.strip()]
+        if not opts:
+            return UNKNOWN
+        if "yes" in opts and "no" in opts:
+            claim = turn_to_fact(question.strip().rstrip("?"), "yes")
+            verdict = judge(claim, scene) if claim else None
+            if verdict is None:
+                return UNKNOWN
+            truth = "yes" if verdict else "no"
+        else:
+            verdicts = [judge(o, scene) for o in opts]
+            if all(v is None for v in verdicts):
+                return UNKNOWN
+            true = [o for o, v in zip(opts, verdicts, strict=True) if v]
+            negative = [o for o, v in zip(opts, verdicts, strict=True) if v is None]
+            if true:
+                truth = true[0]
+            elif negative:
+                truth = negative[0]
+            else:
+                return UNKNOWN
+        if self.error_rate > 0 and self._rng.random() < self.error_rate and len(opts) > 1:
+            wrong = [o for o in opts if o != truth]
+            return wrong[self._rng.integers(len(wrong))]
         return truth
 
 

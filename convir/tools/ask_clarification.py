@@ -22,13 +22,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from convir.agents.answers import (
-    Askable,
-    already_answered,
-    information_gain,
-    llm_questions,
-    menu_for_testbed,
-)
+from convir.agents.answers import already_answered, information_gain
+from convir.agents.questions import Askable, Candidates, CombinedBank, LLMBank, QuestionBank
 from convir.state import MAX_MESSAGE_CHARS, AgentConfig, ConvState
 
 if TYPE_CHECKING:
@@ -57,10 +52,12 @@ def choose_question(
     *,
     mode: Literal["info_gain", "random"] = "info_gain",
     seed: int = 0,
+    captions: Sequence[str | None] | None = None,
 ) -> tuple[Askable | None, float]:
     """(the question to ask, its information gain in nats); None when nothing is left.
 
-    ``X`` [N, D]: the candidates' vectors; ``scores`` [N]: their logit-scale scores.
+    ``X`` [N, D]: the candidates' vectors; ``scores`` [N]: their logit-scale scores;
+    ``captions``: their texts, where the gallery has them (the answer model reads them).
     """
     open_questions = [q for q in menu if q.text not in asked and not already_answered(q, dialogue)]
     if not open_questions:
@@ -68,9 +65,11 @@ def choose_question(
     w = np.exp(scores - scores.max()) if len(scores) else np.ones(0)
     if mode == "random" or len(X) == 0:
         q = open_questions[np.random.default_rng(seed).integers(len(open_questions))]
-        gain = information_gain(answers.probabilities(q.text, q.options, X), w) if len(X) else 0.0
+        gain = (
+            information_gain(answers.probabilities_many([q], X, captions)[0], w) if len(X) else 0.0
+        )
         return q, gain
-    probs = answers.probabilities_many([(q.text, q.options) for q in open_questions], X)
+    probs = answers.probabilities_many(open_questions, X, captions)
     gains = [information_gain(p, w) for p in probs]
     best = int(np.argmax(gains))  # ties: the menu's order
     return open_questions[best], gains[best]
@@ -99,14 +98,16 @@ def node(
         X = resources.vectors[positions] if positions else np.zeros((0, resources.index.dim))
         scores = np.asarray(state.get("scores", [])[: len(ids)], dtype=np.float64)
         seed = _stable_seed(config.seed, dialogue[:1], state.get("turn", 0))
-        menu = menu_for_testbed(dialogue) if resources.world is not None else []
-        note = ""
+        captions = resources.captions_at(positions)
+        weights = np.exp(scores - scores.max()) if len(scores) else np.ones(0)
+        view = Candidates(ids, weights, captions or [None] * len(ids))
+        bank: QuestionBank = resources.bank()
+        llm_bank = None
         if resources.llm is not None and config.questions == "info_gain":
-            captions = resources.captions or []
-            proposed, note = llm_questions(
-                resources.llm, dialogue, [captions[p] for p in positions[:10]] if captions else ids
-            )
-            menu = proposed + menu
+            llm_bank = LLMBank(resources.llm)
+            bank = CombinedBank(llm_bank, bank)
+        menu = bank.menu(dialogue, view) if ids else []
+        note = llm_bank.note if llm_bank is not None else ""
         question, gain = choose_question(
             menu,
             dialogue,
@@ -116,18 +117,22 @@ def node(
             answers,
             mode=config.questions,
             seed=seed,
+            captions=captions if config.read_captions else None,
         )
         steps = [*state.get("steps", []), "ask_clarification"]
         if question is None:
             return {
                 "steps": steps,
                 "question": None,
+                "question_options": [],
                 "transcript": [f"ask_clarification: nothing left to ask {note}".strip()],
             }
         how = f"{config.questions}, gain {gain:.3f} nats" + (f"; {note}" if note else "")
         return {
             "steps": steps,
             "question": question.text,
+            "question_options": list(question.options),
+            "asked_options": {**state.get("asked_options", {}), question.text: question.to_state()},
             "transcript": [f"ask_clarification ({how}): {question.text!r}"],
         }
 
@@ -148,6 +153,7 @@ def await_answer_node(state: ConvState) -> dict:
         "dialogue": [*state.get("dialogue", []), f"{question} {answer}"],
         "asked": [*state.get("asked", []), question],
         "question": None,
+        "question_options": [],
         "turn": state.get("turn", 0) + 1,
         "steps": [],
         "transcript": [f"user answered {question!r} -> {answer!r}"],

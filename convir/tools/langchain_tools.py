@@ -193,20 +193,28 @@ def _ask_clarification(
 ) -> dict:
     import numpy as np
 
-    from convir.agents.answers import menu_for_testbed
+    from convir.agents.questions import Candidates
     from convir.tools.ask_clarification import choose_question
 
     positions = _positions(resources, args.candidate_ids)
-    menu = menu_for_testbed(args.dialogue) if resources.world is not None else []
+    scores = np.asarray(args.candidate_scores, dtype=np.float64)
+    captions = resources.captions_at(positions)
+    read = captions if config.read_captions else None
+    view = Candidates(
+        list(args.candidate_ids),
+        np.exp(scores - scores.max()),
+        captions or [None] * len(positions),
+    )
     question, gain = choose_question(
-        menu,
+        resources.bank().menu(args.dialogue, view),
         args.dialogue,
         [],
         resources.vectors[positions],
-        np.asarray(args.candidate_scores, dtype=np.float64),
+        scores,
         answers,
         mode=args.mode,
         seed=config.seed,
+        captions=read,
     )
     if question is None:
         return {"question": None, "options": [], "information_gain": 0.0}

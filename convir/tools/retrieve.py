@@ -88,8 +88,13 @@ def retrieve(
     answers: AnswerModel | None,
     config: AgentConfig,
     exclude: str | None = None,
+    asked: dict[str, dict] | None = None,
 ) -> tuple[list[str], list[float]]:
-    """(ids, scores) best first: FAISS top ``pool``, rescored, cut to ``top_k``."""
+    """(ids, scores) best first: FAISS top ``pool``, rescored, cut to ``top_k``.
+
+    ``asked``: the options and facts of the questions the agent asked (state), so every
+    answer is scored as its question's bank meant it.
+    """
     cos, positions = resources.index.search(q[None, :], config.pool + (1 if exclude else 0))
     keep = positions[0] >= 0
     cos, positions = cos[0][keep], positions[0][keep]
@@ -98,7 +103,9 @@ def retrieve(
         cos, positions = cos[mask], positions[mask]
     loglik = np.zeros(len(positions))
     if answers is not None and config.answer_weight > 0 and turns:
-        loglik = answers.answer_loglik(turns, resources.vectors[positions])
+        pool = [int(p) for p in positions]
+        texts = resources.captions_at(pool) if config.read_captions else None
+        loglik = answers.answer_loglik(turns, resources.vectors[positions], asked, texts)
     scores = rescore(cos, loglik, config.temperature, config.answer_weight)
     order = np.argsort(-scores, kind="stable")[: config.top_k]
     return [resources.index.id_of(int(positions[i])) for i in order], scores[order].tolist()
@@ -140,7 +147,9 @@ def node(
             transition_scale=config.transition_scale,
         )
         turns = state.get("dialogue", [])[1:]
-        ids, scores = retrieve(resources, q, turns, answers, config, exclude=ref)
+        ids, scores = retrieve(
+            resources, q, turns, answers, config, exclude=ref, asked=state.get("asked_options")
+        )
         how = f"w_v={w_v}" if generated is not None else strategy
         return {
             "candidates": ids,

@@ -23,9 +23,9 @@ def run_dialogue(agent, scene, thread, rounds):
     return results
 
 
-def test_a_text_conversation_asks_new_questions_and_keeps_the_dialogue(testbed):
+def test_a_text_conversation_asks_new_questions_and_keeps_the_dialogue(testbed, world):
     agent = build_agent(testbed, strategy="text", top_k=20)
-    scene = testbed.world.scene(5)
+    scene = world.scene(5)
     results = run_dialogue(agent, scene, "t1", rounds=4)
     questions = [r.question for r in results]
     assert all(questions) and len(set(questions)) == 5
@@ -41,12 +41,13 @@ def test_a_text_conversation_asks_new_questions_and_keeps_the_dialogue(testbed):
     assert steps[-1].startswith("ask_clarification (info_gain, gain ")
 
 
-def test_information_gain_questions_find_targets_faster_than_random_ones(testbed):
+def test_information_gain_questions_find_targets_faster_than_random_ones(testbed, world):
     """12 dialogues x 4 rounds: the adaptive questioner's final Hits@10 beats the random menu."""
-    scenes = [testbed.world.scene(i) for i in range(3, 300, 25)]
+    scenes = [world.scene(i) for i in range(3, 300, 25)]
 
     def hits(questions):
-        agent = build_agent(testbed, strategy="text", questions=questions)
+        # the embedder's zero-shot answers only (the testbed's texts are ground truth)
+        agent = build_agent(testbed, strategy="text", questions=questions, read_captions=False)
         found = 0
         for n, scene in enumerate(scenes):
             ranks = [r.ranking[:10] for r in run_dialogue(agent, scene, f"q{n}", rounds=4)]
@@ -108,8 +109,8 @@ def test_bad_messages_complete_the_turn_within_bounds(testbed, message):
     assert len(follow.ranking) == 10 and len(agent.state("bad")["dialogue"]) == 2
 
 
-def test_stitch_excludes_the_reference_and_reranks_with_ot(testbed):
-    triplet = triplets(testbed.world)[0]
+def test_stitch_excludes_the_reference_and_reranks_with_ot(testbed, world):
+    triplet = triplets(world)[0]
     agent = build_agent(testbed, strategy="auto")
     result = agent.start("c1", triplet.text, reference_id=triplet.reference)
     assert result.strategy == "stitch"
@@ -137,7 +138,7 @@ class CountingEmbedder:
         return self.inner.encode_images(images, patches=patches)
 
 
-def test_a_stitch_turn_encodes_each_text_once(testbed):
+def test_a_stitch_turn_encodes_each_text_once(testbed, world):
     """retrieve needs the query's pooled vector, ot_rerank its tokens, the transition vector
     the reference caption: one forward pass each, and the caption only on the first turn."""
     import threading
@@ -146,7 +147,7 @@ def test_a_stitch_turn_encodes_each_text_once(testbed):
 
     counting = CountingEmbedder(testbed.embedder)
     res = replace(testbed, embedder=counting, _texts=OrderedDict(), _lock=threading.Lock())
-    triplet = triplets(testbed.world)[1]
+    triplet = triplets(world)[1]
     agent = build_agent(res, strategy="stitch")
     first = agent.start("s1", triplet.text, reference_id=triplet.reference)
     assert any(line.startswith("ot_rerank: top 50") for line in first.transcript)
@@ -246,7 +247,7 @@ def test_llm_proposed_questions_are_asked_on_a_gallery_without_templates(testbed
         return proposals if schema is ProposedQuestions else "a red circle"
 
     llm = ScriptedLLM(reply)
-    gallery = replace(testbed, world=None, llm=llm)
+    gallery = replace(testbed, question_bank=None, captions=None, llm=llm)
     agent = ConvirAgent(gallery, RulePolicy(), AgentConfig(strategy="text"))
     result = agent.start("p1", "a red circle")
     # the background splits the candidates; the photo question cannot (same fact either way)

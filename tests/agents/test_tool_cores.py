@@ -5,17 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from convir.agents.answers import (
-    AnswerModel,
-    Askable,
-    already_answered,
-    information_gain,
-    mentioned_objects,
-    menu_for_testbed,
-    options_for,
-)
+from convir.agents.answers import AnswerModel, already_answered, information_gain
+from convir.agents.questions import Askable
 from convir.state import AgentConfig
 from convir.testbed.oracle import answer, parse_question
+from convir.testbed.questions import mentioned_objects, menu_for_testbed, options_for_testbed
 from convir.tools.ask_clarification import choose_question, clean_answer
 from convir.tools.refine_query import refine_query, target_caption
 from convir.tools.retrieve import dar_weight, query_vector, rescore
@@ -40,8 +34,8 @@ class FixedAnswers:
     def probabilities(self, question, options, X):
         return self.table[question]
 
-    def probabilities_many(self, asks, X):
-        return [self.table[q] for q, _ in asks]
+    def probabilities_many(self, asks, X, captions=None):
+        return [self.table[a.text] for a in asks]
 
 
 def test_choose_question_takes_the_best_split_and_never_repeats():
@@ -74,27 +68,28 @@ def test_questions_the_dialogue_already_answers_are_not_asked():
     ]
 
 
-def test_every_menu_question_parses_and_the_oracle_answers_within_its_options(testbed):
-    for scene in testbed.world.scenes(0, 40):
+def test_every_menu_question_parses_and_the_oracle_answers_within_its_options(world):
+    for scene in world.scenes(0, 40):
         for q in menu_for_testbed(["a red circle"]):
             structured = parse_question(q.text)
-            assert structured is not None and options_for(q.text) == q.options
+            assert structured is not None and options_for_testbed(structured) == q.options
             truth = answer(scene, structured)
             if " and " not in truth:  # two same-shaped objects: a combined answer
                 assert truth in q.options, (q.text, truth)
 
 
-def test_the_answer_model_prefers_the_true_answer(testbed):
+def test_the_answer_model_prefers_the_true_answer(testbed, world):
     """Zero-shot answers from the shipped CLIP beat chance on the background question."""
     model = AnswerModel(testbed.embedder, temperature=0.05)
     question = "what colour is the background?"
-    options = options_for(question)
-    scenes = testbed.world.scenes(0, 200)
+    options = options_for_testbed(parse_question(question))
+    scenes = world.scenes(0, 200)
     p = model.probabilities(question, options, testbed.vectors[:200])
     truth = np.array([options.index(s.background) for s in scenes])
     accuracy = float(np.mean(p.argmax(axis=1) == truth))
     assert accuracy > 0.8  # chance: 1/3
-    loglik = model.answer_loglik([f"{question} white"], testbed.vectors[:200])
+    asked = {question: Askable(question, options).to_state()}
+    loglik = model.answer_loglik([f"{question} white"], testbed.vectors[:200], asked)
     white = truth == options.index("white")
     assert loglik[white].mean() > loglik[~white].mean() + 1.0
     # turns the model cannot use add nothing
@@ -106,15 +101,15 @@ def test_a_whole_menu_scored_at_once_equals_each_question_alone(testbed):
     and an answer outside the options, gives each question's own distribution."""
     dialogue = ["a red circle and a blue star"]
     menu = menu_for_testbed(dialogue)
-    asks = [(q.text, q.options) for q in menu] + [("is it pretty?", ("yes", "no"))]
+    asks = [*menu, Askable("is it pretty?", ("yes", "no"))]
     assert len(asks) > 10
     X = testbed.vectors[:60]
     model = AnswerModel(testbed.embedder, temperature=0.1)
     together = model.probabilities_many(asks, X)
     fresh = AnswerModel(testbed.embedder, temperature=0.1)
-    for (question, options), p in zip(asks, together, strict=True):
-        alone = fresh.probabilities(question, options, X)
-        assert p.shape == (60, len(options))
+    for ask, p in zip(asks, together, strict=True):
+        alone = fresh.probabilities(ask.text, ask.options, X)
+        assert p.shape == (60, len(ask.options))
         # the facts are embedded in one batch vs one by one: float32 rounding, ~1e-6 here
         np.testing.assert_allclose(p, alone, rtol=1e-4, atol=1e-7)
         np.testing.assert_allclose(p.sum(axis=1), 1.0)

@@ -21,6 +21,7 @@ from convir.evaluation.runfile import read_chatir_run, score_chatir
 from convir.evaluation.text_baseline import TextBaseline
 from convir.evaluation.users import TestbedUser
 from convir.testbed.oracle import candidate_questions
+from convir.testbed.world import World
 from convir.turn import BatchedSystem, ConversationalSystem, TurnResult
 
 GALLERY = 100
@@ -28,9 +29,9 @@ GALLERY = 100
 
 @pytest.fixture(scope="module")
 def resources():
-    from convir.agents.resources import Resources
+    from convir.testbed.resources import testbed_resources
 
-    return Resources.for_testbed(GALLERY, seed=0, generator=False, progress=False)
+    return testbed_resources(GALLERY, seed=0, generator=False, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def targets():
 
 def _run(resources, targets, workers, rounds=3, error_rate=0.2, **kw):
     system = TextBaseline(resources, seed=0)
-    user = TestbedUser(resources.world, targets, error_rate=error_rate, seed=0)
+    user = TestbedUser(World(seed=0, size=GALLERY), targets, error_rate=error_rate, seed=0)
     return run_dialogues(system, user, list(targets), rounds, workers=workers, progress=False, **kw)
 
 
@@ -74,7 +75,7 @@ def test_batched_rounds_give_the_records_of_one_dialogue_at_a_time(resources, ta
 def test_each_round_answers_the_question_asked_the_round_before(resources, targets):
     records = _run(resources, targets, workers=4, error_rate=0.0)
     menu = {q.text for q in candidate_questions()}
-    user = TestbedUser(resources.world, targets)
+    user = TestbedUser(World(seed=0, size=GALLERY), targets)
     for d, t in targets.items():
         rounds = [r for r in records if r.dialogue_id == d]
         assert rounds[0].message == user.opening(d)[0]
@@ -82,7 +83,7 @@ def test_each_round_answers_the_question_asked_the_round_before(resources, targe
         assert len(set(asked)) == 4 and set(asked) <= menu  # never repeats a question
         for prev, rec in zip(rounds, rounds[1:], strict=False):
             assert rec.message == user.answer(d, prev.question)  # exact oracle: same answer
-        assert all(r.target == resources.world.scene(t).id for r in rounds)
+        assert all(r.target == World(seed=0, size=GALLERY).scene(t).id for r in rounds)
         assert all(len(r.ranking) == GALLERY == len(set(r.ranking)) for r in rounds)
 
 
@@ -147,7 +148,7 @@ class _User:
     def opening(self, d):
         return f"open {d}", None
 
-    def answer(self, d, q):
+    def answer(self, d, q, options=()):
         return f"answer to {q}"
 
     def target(self, d):

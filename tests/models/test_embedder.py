@@ -12,9 +12,9 @@ from convir.models.embedder import (
     OpenClipEmbedder,
     load_embedder,
 )
+from convir.models.word_tokenizer import words
 from convir.testbed.captions import full_caption, partial_caption
 from convir.testbed.render import render
-from convir.testbed.tokenizer import words
 from convir.testbed.world import World
 
 needs_checkpoint = pytest.mark.skipif(
@@ -109,10 +109,10 @@ def test_trained_clip_beats_chance_by_a_wide_margin(embedder):
 
 
 def test_testbed_text_uses_only_known_words():
+    from convir.models.word_tokenizer import WordTokenizer
     from convir.testbed.clip_train import build_tokenizer, describe
     from convir.testbed.edits import triplets
     from convir.testbed.oracle import answer, candidate_questions
-    from convir.testbed.tokenizer import WordTokenizer
 
     shipped = WordTokenizer.load(TESTBED_CHECKPOINT.with_suffix(".vocab.json"))
     assert shipped.vocab == build_tokenizer().vocab, "vocab drifted from the text generators"

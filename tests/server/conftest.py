@@ -29,10 +29,10 @@ SERVE_GALLERY = ("--gallery-size", "60", "--no-generate", "--strategy", "text")
 
 @pytest.fixture(scope="session")
 def server_resources():
-    from convir.agents.resources import Resources
+    from convir.testbed.resources import testbed_resources
 
     needs_testbed()
-    return Resources.for_testbed(200, 0, generator=False, progress=False)
+    return testbed_resources(200, 0, generator=False, progress=False)
 
 
 @pytest.fixture

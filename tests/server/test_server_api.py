@@ -255,9 +255,10 @@ def test_serve_refuses_bad_options_in_one_line_and_binds_loopback_by_default():
 
 def test_an_uploaded_image_is_the_reference_of_a_composed_query(make_client, server_resources):
     from convir.testbed.edits import triplets
+    from convir.testbed.world import World
 
     client = make_client(strategy="auto")
-    triplet = triplets(server_resources.world)[0]
+    triplet = triplets(World(seed=0, size=200))[0]
     reference = server_resources.load_image(server_resources.index.position_of(triplet.reference))
     upload = client.post("/uploads", files={"file": ("r.png", png_bytes(reference), "image/png")})
     upload_id = upload.json()["upload_id"]

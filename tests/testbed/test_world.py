@@ -60,7 +60,7 @@ def test_bad_world_arguments():
 
 
 def test_tokenizer_keeps_open_clip_conventions_and_warns_on_long_text():
-    from convir.testbed.tokenizer import WordTokenizer
+    from convir.models.word_tokenizer import WordTokenizer
 
     tok = WordTokenizer.build(["a red circle", "a blue square"], context_length=6)
     ids = tok(["a red circle", "a purple thing"])

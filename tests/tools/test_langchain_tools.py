@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from convir.errors import InputError
 from convir.models.embedder import TESTBED_CHECKPOINT
+from convir.testbed.world import World
 
 pytestmark = pytest.mark.skipif(
     not TESTBED_CHECKPOINT.exists(), reason="testbed CLIP not trained yet"
@@ -17,9 +18,9 @@ DIALOGUE = ["a red circle", "what colour is the background? gray"]
 
 @pytest.fixture(scope="module")
 def resources():
-    from convir.agents.resources import Resources
+    from convir.testbed.resources import testbed_resources
 
-    return Resources.for_testbed(200, 0, generator=False, progress=False)
+    return testbed_resources(200, 0, generator=False, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def test_retrieve_returns_top_k_ids_and_scores(tools, resources, top20):
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True)
     # the testbed knows the truth: a fifth of the gallery is gray, the top 20 all are
-    scenes = [resources.world.scene(resources.index.position_of(r["id"])) for r in results]
+    scenes = [World(seed=0, size=200).scene(resources.index.position_of(r["id"])) for r in results]
     assert all(s.background == "gray" for s in scenes)
     json.dumps(top20)  # JSON-serialisable as it is
     assert len(tools["retrieve"].invoke({"query": "a red circle"})["results"]) == 10

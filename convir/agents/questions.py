@@ -1,0 +1,239 @@
+"""Question banks: where the clarifying questions come from, for any gallery.
+
+A bank proposes questions for the current dialogue and candidates; every proposal carries
+its answer options and the fact each option states, so the answer model can score it and
+the answer can rescore the candidates whatever bank it came from. All banks compete on
+expected information gain (``ask_clarification``).
+
+- :class:`CaptionBank` (default, no LLM): phrases mined from the candidates' captions
+  (metadata or a captioner's) that split the candidates: yes/no questions on one phrase,
+  and multiple-choice questions on phrases that differ in one word ("which background:
+  white, beige or gray?"). Candidate-aware: what is asked depends on who is still in.
+- :class:`VocabularyBank`: for galleries without captions, yes/no questions on concepts
+  from a word list (the embedder's own, where it ships one, else :data:`PHOTO_CONCEPTS`).
+- :class:`LLMBank`: an LLM sees the dialogue and a few candidates' captions and proposes
+  questions with options (PlugIR-style).
+- A world's own templates are a plugin (the testbed's: ``convir.testbed.questions``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from convir.models.llm import LLM
+
+NONE_OPTION = "none of these"
+# Words that never start or end a mined phrase, and never make one on their own.
+STOPWORDS = frozenset(
+    "a an the and or of on in at to with is are there this that it its for by from as "
+    "some one image picture photo showing shows".split()
+)
+# Where things are: a phrase that names a place must name all of it ("top" is not "top left").
+PLACE_WORDS = frozenset(
+    "top bottom left right middle center centre upper lower front back corner".split()
+)
+# Common visual concepts for photo galleries (COCO-like objects, scenes, colours).
+PHOTO_CONCEPTS: tuple[str, ...] = tuple(
+    """person man woman child people dog cat horse bird cow sheep car bus truck bicycle
+    motorcycle train boat airplane street road building house tree grass sky water beach
+    snow mountain table chair bed couch food pizza cake plate cup phone laptop book clock
+    kitchen bathroom bedroom indoors outdoors night red blue green yellow white black""".split()
+)
+
+
+@dataclass(frozen=True)
+class Askable:
+    """A question the agent may ask: its answer options and the fact each option states.
+
+    ``facts[i]`` is what answering ``options[i]`` says about the target image (None: nothing
+    an encoder can embed, e.g. "no"); when ``facts`` is None they are derived from the
+    wording (``answers.fact``).
+    """
+
+    text: str
+    options: tuple[str, ...]
+    facts: tuple[str | None, ...] | None = None
+
+    def to_state(self) -> dict:
+        """Plain data for the checkpointed state."""
+        return {
+            "options": list(self.options),
+            "facts": None if self.facts is None else list(self.facts),
+        }
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What a bank may look at: the current top candidates, best first."""
+
+    ids: list[str]
+    weights: np.ndarray  # posterior over the candidates [N]
+    captions: list[str | None]  # a text per candidate (None: the gallery has none for it)
+
+
+@runtime_checkable
+class QuestionBank(Protocol):
+    """Proposes questions (with options and facts) for a dialogue and its candidates."""
+
+    def menu(self, dialogue: list[str], candidates: Candidates) -> list[Askable]: ...
+
+
+def normalise(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9']+", text.lower().replace("grey", "gray")))
+
+
+def clauses(caption: str) -> list[list[str]]:
+    """A caption split where one thing ends and the next begins (, . ; : and with)."""
+    parts = re.split(r"[,.;:!?]| and | with ", caption.lower().replace("grey", "gray"))
+    return [normalise(p).split() for p in parts if normalise(p)]
+
+
+def article(phrase: str) -> str:
+    return ("an " if phrase[:1] in "aeiou" else "a ") + phrase
+
+
+def _phrases(caption: str, longest: int) -> set[str]:
+    """Word n-grams (1..longest) inside one clause, not starting or ending with a stopword."""
+    out: set[str] = set()
+    for words in clauses(caption):
+        for n in range(1, longest + 1):
+            for i in range(len(words) - n + 1):
+                gram = words[i : i + n]
+                if gram[0] in STOPWORDS or gram[-1] in STOPWORDS:
+                    continue
+                out.add(" ".join(gram))
+    return out
+
+
+def yes_no_question(phrase: str) -> str:
+    """'is there a red circle?'; a place alone: 'is there anything at the top left?'."""
+    if phrase.split()[0] in PLACE_WORDS:
+        return f"is there anything at the {phrase}?"
+    return f"is there {article(phrase)}?"
+
+
+def _entropy(f: float) -> float:
+    return 0.0 if f <= 0.0 or f >= 1.0 else -(f * np.log(f) + (1 - f) * np.log(1 - f))
+
+
+class CaptionBank:
+    """Yes/no and multiple-choice questions on phrases that split the candidates' captions.
+
+    ``longest``: the longest phrase mined, in words; ``size``: questions proposed per turn
+    (the best splitters by caption counts; the answer model then ranks them properly).
+    """
+
+    def __init__(self, longest: int = 7, size: int = 24, min_share: float = 0.04) -> None:
+        self.longest = longest
+        self.size = size
+        self.min_share = min_share
+
+    def menu(self, dialogue: list[str], candidates: Candidates) -> list[Askable]:
+        rows = [k for k, c in enumerate(candidates.captions) if c]
+        if len(rows) < 2:
+            return []
+        w = candidates.weights[rows] / candidates.weights[rows].sum()
+        said = normalise(" ".join(dialogue))
+        from convir.agents.answers import states
+
+        texts = [candidates.captions[k] or "" for k in rows]
+        mined = set().union(*(_phrases(t, self.longest) for t in texts))
+        holders: dict[str, set[int]] = {}
+        for phrase in mined:  # who states it, read as the answer model reads it
+            who = {r for r, t in enumerate(texts) if states(t, phrase)}
+            if who:
+                holders[phrase] = who
+        split: dict[frozenset[int], str] = {}  # one phrase per split: the most specific one
+        share: dict[str, float] = {}
+        for phrase, who in holders.items():
+            f = float(w[list(who)].sum())
+            if not self.min_share <= f <= 1 - self.min_share or f" {phrase} " in f" {said} ":
+                continue
+            key = frozenset(who)
+            if key not in split or len(phrase.split()) > len(split[key].split()):
+                split[key] = phrase
+            share[phrase] = f
+        kept = sorted(split.values(), key=lambda p: -_entropy(share[p]))[: self.size]
+        asks = [Askable(f"is there {article(p)}?", ("yes", "no"), (p, None)) for p in kept]
+        return _choices(list(share), share) + asks
+
+
+def _choices(phrases: list[str], share: dict[str, float], most: int = 6) -> list[Askable]:
+    """Multiple-choice questions: phrases equal but for one word ("{x} background")."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for p in phrases:
+        words = p.split()
+        if len(words) < 2:
+            continue
+        for i in range(len(words)):
+            slot = (*words[:i], "{}", *words[i + 1 :])
+            groups.setdefault(slot, []).append(words[i])
+    out = []
+    for slot, fillers in groups.items():
+        if len(fillers) < 3:
+            continue
+        rest = " ".join(w for w in slot if w != "{}")
+        if not rest or all(w in STOPWORDS for w in rest.split()):
+            continue
+        fillers = sorted(fillers, key=lambda x: -share[" ".join(slot).replace("{}", x)])[:most]
+        options = tuple(" ".join(slot).replace("{}", x) for x in fillers)
+        listed = ", ".join(fillers[:-1]) + " or " + fillers[-1]
+        out.append(Askable(f"which {rest}: {listed}?", (*options, NONE_OPTION), (*options, None)))
+    return out
+
+
+class VocabularyBank:
+    """Yes/no questions on concept words, for galleries without captions."""
+
+    def __init__(self, concepts: Sequence[str] = PHOTO_CONCEPTS) -> None:
+        self.concepts = tuple(dict.fromkeys(c.strip().lower() for c in concepts if c.strip()))
+
+    def menu(self, dialogue: list[str], candidates: Candidates) -> list[Askable]:
+        said = normalise(" ".join(dialogue)).split()
+        return [
+            Askable(yes_no_question(c), ("yes", "no"), (c, None))
+            for c in self.concepts
+            if c not in said
+        ]
+
+
+class LLMBank:
+    """Questions proposed by an LLM from the dialogue and representative candidates."""
+
+    def __init__(self, llm: LLM, shown: int = 10) -> None:
+        self.llm = llm
+        self.shown = shown
+        self.note = ""
+
+    def menu(self, dialogue: list[str], candidates: Candidates) -> list[Askable]:
+        from convir.agents.answers import llm_questions
+
+        captions = [c for c in candidates.captions if c] or candidates.ids
+        asks, self.note = llm_questions(self.llm, dialogue, captions[: self.shown])
+        return asks
+
+
+class CombinedBank:
+    """Every bank's proposals in one menu (earlier banks first, duplicates dropped)."""
+
+    def __init__(self, *banks: QuestionBank) -> None:
+        self.banks = banks
+
+    def menu(self, dialogue: list[str], candidates: Candidates) -> list[Askable]:
+        seen: dict[str, Askable] = {}
+        for bank in self.banks:
+            for ask in bank.menu(dialogue, candidates):
+                seen.setdefault(ask.text, ask)
+        return list(seen.values())
+
+
+def concepts_of(embedder: object) -> tuple[str, ...]:
+    """The embedder's own concept list where it ships one, else :data:`PHOTO_CONCEPTS`."""
+    words = getattr(embedder, "concepts", None)
+    return tuple(words) if words else PHOTO_CONCEPTS

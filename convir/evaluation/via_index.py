@@ -1,0 +1,98 @@
+"""The testbed measured through the public path: image files, ``convir index``, any agent.
+
+``convir eval run --via-index`` writes the testbed world as a folder of PNGs, indexes it
+with the very function behind ``convir index`` (texts from the shipped captioner, from the
+gallery's captions file as metadata, or none), and hands the agent only what that index
+holds. The world stays with the simulated user, who knows which file is its target.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from convir.errors import InputError
+
+if TYPE_CHECKING:
+    from convir.agents.resources import Resources
+    from convir.testbed.world import World
+
+CaptionSource = Literal["testbed", "none", "metadata"]
+CAPTION_SOURCES: tuple[str, ...] = ("testbed", "none", "metadata")
+
+
+def gallery_folder(world: World, root: Path, progress: bool) -> Path:
+    """The world written as files under ``root`` (kept and reused while it matches)."""
+    from convir.testbed.gallery import write_gallery
+
+    folder = root / f"testbed-seed{world.seed}-{world.size}"
+    marker = folder / "world.json"
+    if marker.is_file():
+        seen = json.loads(marker.read_text())
+        if (seen.get("seed"), seen.get("size"), seen.get("edit_rate")) == (
+            world.seed,
+            world.size,
+            world.edit_rate,
+        ) and (folder / "captions.jsonl").is_file():
+            return folder
+    write_gallery(world, folder, progress=progress)
+    return folder
+
+
+def index_gallery(folder: Path, captions: CaptionSource, progress: bool) -> Path:
+    """``convir index FOLDER`` with the chosen texts; the index file is kept and reused."""
+    from convir.index.cli import index_command
+    from convir.index.folder import DEFAULT_MAX_PIXELS
+
+    if captions not in CAPTION_SOURCES:
+        raise InputError(f"--captioner must be one of {', '.join(CAPTION_SOURCES)}")
+    out = folder / f"gallery-{captions}.index"
+    if out.is_file():
+        return out
+    index_command(
+        folder=folder,
+        out=out,
+        model=None,
+        pretrained=None,
+        factory=None,
+        batch_size=64,
+        device="cpu",
+        max_pixels=DEFAULT_MAX_PIXELS,
+        workers=2,
+        progress=progress,
+        captions=folder / "captions.jsonl" if captions == "metadata" else None,
+        captioner="testbed" if captions == "testbed" else None,
+        use_ray=False,
+        ray_address=None,
+        concurrency=None,
+    )
+    return out
+
+
+def public_resources(
+    world: World, root: Path, captions: CaptionSource, *, generator: bool, progress: bool
+) -> tuple[Resources, list[str]]:
+    """The agent's view of the indexed gallery, and the gallery id of every scene."""
+    from convir.agents.resources import Resources
+    from convir.index.faiss_index import GalleryIndex
+    from convir.models.embedder import load_embedder
+    from convir.testbed.gallery import image_relpath
+
+    folder = gallery_folder(world, root, progress)
+    index = GalleryIndex.load(index_gallery(folder, captions, progress))
+    embedder = load_embedder(index.model, index.pretrained)
+
+    def make_generator():  # noqa: ANN202
+        from convir.models.generator import TestbedGenerator
+
+        return TestbedGenerator(embedder=embedder)
+
+    resources = Resources.from_index(
+        index, embedder, generator_factory=make_generator if generator else None
+    )
+    ids = [image_relpath(i) for i in range(world.size)]
+    missing = [i for i in ids[:50] if i not in set(index.ids)]
+    if missing:
+        raise InputError(f"the index at {folder} does not hold {missing[0]}; delete it to rebuild")
+    return resources, ids
