@@ -7,12 +7,6 @@ import sys
 import pytest
 from PIL import Image
 
-from convir.models.embedder import TESTBED_CHECKPOINT
-
-pytestmark = pytest.mark.skipif(
-    not TESTBED_CHECKPOINT.exists(), reason="testbed CLIP not trained yet"
-)
-
 GALLERY = ("--gallery-size", "200", "--no-generate")
 RESULT_LINE = re.compile(r"^\s+(\d+)  (\d{7})  (\S+)  (-?\d+\.\d{3})$", re.M)
 

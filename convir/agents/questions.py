@@ -181,6 +181,8 @@ def _choices(phrases: list[str], share: dict[str, float], most: int = 6) -> list
         rest = " ".join(w for w in slot if w != "{}")
         if not rest or all(w in STOPWORDS for w in rest.split()):
             continue
+        if slot[-1] == "{}":  # "blue {}": which blue one, a square or a star?
+            rest += " one"
         fillers = sorted(fillers, key=lambda x: -share[" ".join(slot).replace("{}", x)])[:most]
         options = tuple(" ".join(slot).replace("{}", x) for x in fillers)
         listed = ", ".join(fillers[:-1]) + " or " + fillers[-1]

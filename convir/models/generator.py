@@ -171,8 +171,35 @@ def denoise(
     return uncond + guidance * (cond - uncond)
 
 
+TEXT_ENCODER = "text_encoder"  # a generator folder's own CLIP text encoder (open_clip files)
+
+
+def load_text_encoder(folder: Path, device: str = "cpu") -> OpenClipEmbedder | None:
+    """The open_clip model a generator was trained with, saved in its ``text_encoder/``.
+
+    Like a Stable Diffusion pipeline, the generator keeps the text encoder it was trained
+    on, so the retrieval CLIP can be retrained without breaking it. None: no such folder.
+    """
+    import open_clip
+
+    from convir.models.embedder import OpenClipEmbedder
+
+    configs = sorted((folder / TEXT_ENCODER).glob("*.json"))
+    configs = [c for c in configs if not c.name.endswith((".vocab.json", ".train.json"))]
+    if not configs:
+        return None
+    name = configs[0].stem
+    if name not in open_clip.list_models():
+        open_clip.add_model_config(configs[0])
+    return OpenClipEmbedder(name, str(configs[0].with_suffix(".pt")), device=device)
+
+
 class TestbedGenerator:
-    """The shipped testbed diffusion model: UNet + DDIM, conditioned on testbed CLIP text."""
+    """The shipped testbed diffusion model: UNet + DDIM, conditioned on CLIP text tokens.
+
+    The conditioning comes from the generator's own ``text_encoder/`` when it has one (else
+    from ``embedder``); ``embedder`` is the retrieval model the caller embeds images with.
+    """
 
     def __init__(
         self,
@@ -196,6 +223,7 @@ class TestbedGenerator:
         self.unet = UNet2DConditionModel.from_pretrained(path / "unet").to(device).float().eval()
         self.scheduler = DDIMScheduler.from_pretrained(path / "scheduler")
         self.embedder = embedder or load_embedder(device=device)
+        self.text_encoder = load_text_encoder(path, device) or self.embedder
         self.device = device
         self.steps = steps
         self.guidance = guidance
@@ -204,7 +232,7 @@ class TestbedGenerator:
 
     def condition(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Text tokens [B,T,D], their mask [B,T] and pooled text [B,D] from the testbed CLIP."""
-        feats = self.embedder.encode_text(list(prompts), tokens=True)
+        feats = self.text_encoder.encode_text(list(prompts), tokens=True)
         length = int(feats.mask.sum(dim=1).max()) + 1
         return feats.tokens[:, :length], feats.mask[:, :length], feats.pooled
 

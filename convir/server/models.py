@@ -70,6 +70,9 @@ class TurnOut(BaseModel):
     turn: int = Field(description="0 for the opening message, +1 per reply")
     results: list[Result]
     question: str | None = Field(None, description="answer it by posting the next message")
+    options: list[str] = Field(
+        default_factory=list, description="the answers the question expects (any text is fine)"
+    )
     strategy: str = Field(description="dar, stitch or text: how this turn retrieved")
     query: str = Field("", description="the text query the turn searched with")
     reference_id: str | None = None
@@ -85,6 +88,7 @@ class SessionOut(BaseModel):
     transcript: list[str] = Field(description="every step of every turn so far")
     results: list[Result]
     question: str | None = Field(None, description="the question waiting for an answer")
+    options: list[str] = Field(default_factory=list, description="its expected answers")
     strategy: str
     query: str = ""
     reference_id: str | None = None

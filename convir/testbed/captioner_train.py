@@ -209,8 +209,11 @@ def evaluate_captioner(captioner: object, size: int = 200, seed: int = HELD_OUT_
     return caption_accuracy(captioner.caption([render(s) for s in scenes]), scenes)
 
 
-def train_captioner(out_dir: Path, cfg: CaptionerConfig, log: callable = print) -> dict:
-    """Train, ``save_pretrained`` model + tokenizer + image processor into ``out_dir``; eval."""
+def train_captioner(
+    out_dir: Path, cfg: CaptionerConfig, log: callable = print, evaluate: bool = True
+) -> dict:
+    """Train, ``save_pretrained`` model + tokenizer + image processor into ``out_dir``; eval
+    on held-out scenes unless ``evaluate=False``."""
     import torch
     from tqdm import tqdm
 
@@ -261,7 +264,7 @@ def train_captioner(out_dir: Path, cfg: CaptionerConfig, log: callable = print) 
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
-    metrics = evaluate_captioner(TransformersCaptioner(out_dir))
+    metrics = evaluate_captioner(TransformersCaptioner(out_dir)) if evaluate else {}
     (out_dir / "train.json").write_text(
         json.dumps({**asdict(cfg), "minutes": round(minutes, 1), "eval": metrics}, indent=2) + "\n"
     )

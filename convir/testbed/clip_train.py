@@ -39,8 +39,11 @@ from convir.testbed.captions import (
 from convir.testbed.edits import triplets
 from convir.testbed.oracle import answer, candidate_questions
 from convir.testbed.render import render
-from convir.testbed.world import Scene, World, apply_random_edit
+from convir.testbed.world import COLOURS, SHAPES, Edit, Scene, World, apply_edit
 
+FUNCTION_WORDS = frozenset(
+    "a an the and at in on of to with is are there one them image picture shapes".split()
+)
 TRAIN_SEED = 1_000_003  # training scenes; evaluation worlds use small seeds (0, 1, ...)
 CONTEXT_LENGTH = 64
 
@@ -120,13 +123,35 @@ class TrainConfig:
     fine_grained_weight: float = 0.5  # the SPARC-style token-patch term; 0 turns it off
 
 
+# One-attribute edits for hard negatives: mostly what binds a colour to a shape.
+HARD_EDITS: dict[str, float] = {"reshape": 0.4, "recolour": 0.4, "resize": 0.1, "move": 0.1}
+
+
+def hard_negative(scene: Scene, rng: np.random.Generator) -> Scene:
+    """``scene`` with one object's shape, colour, size or cell changed (see HARD_EDITS)."""
+    op = list(HARD_EDITS)[rng.choice(len(HARD_EDITS), p=list(HARD_EDITS.values()))]
+    k = int(rng.integers(len(scene.objects)))
+    o = scene.objects[k]
+    free = scene.free_cells()
+    if op == "move" and not free:
+        op = "recolour"
+    if op == "reshape":
+        value = [s for s in SHAPES if s != o.shape][rng.integers(len(SHAPES) - 1)]
+    elif op == "recolour":
+        value = [c for c in COLOURS if c != o.colour][rng.integers(len(COLOURS) - 1)]
+    elif op == "resize":
+        value = "small" if o.size == "large" else "large"
+    else:
+        value = int(free[rng.integers(len(free))])
+    return apply_edit(scene, Edit(op, k, value), scene.index)
+
+
 def _batch_scenes(world: World, rng: np.random.Generator, cfg: TrainConfig) -> list[Scene]:
     """Random training scenes; a share of them come as (scene, one-attribute edit) pairs."""
     pairs = int(cfg.batch_size * cfg.hard_negative_share) // 2
     idx = rng.integers(world.size, size=cfg.batch_size - pairs)
     scenes = [world.scene(int(i)) for i in idx]
-    for k in range(pairs):
-        scenes.append(apply_random_edit(scenes[k], rng, scenes[k].index))
+    scenes += [hard_negative(scenes[k], rng) for k in range(pairs)]
     return scenes
 
 
@@ -211,8 +236,11 @@ def fine_grained_loss(tokens, token_mask, patches, temperature: float = 0.07):  
     return 0.5 * ((ce + ce_t) * keep).sum() / keep.sum()
 
 
-def train_clip(out_dir: Path, cfg: TrainConfig, log: callable = print) -> dict[str, float]:
-    """Train, save ``<name>.json/.pt/.vocab.json`` into ``out_dir``, and return eval numbers."""
+def train_clip(
+    out_dir: Path, cfg: TrainConfig, log: callable = print, evaluate: bool = True
+) -> dict[str, float]:
+    """Train, save ``<name>.json/.pt/.vocab.json`` into ``out_dir``, and return eval numbers
+    (held-out, :mod:`convir.testbed.clip_eval`; none with ``evaluate=False``)."""
     import open_clip
     import torch
     import torch.nn.functional as F
@@ -246,6 +274,10 @@ def train_clip(out_dir: Path, cfg: TrainConfig, log: callable = print) -> dict[s
         t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
         return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
 
+    # the fine-grained term looks at words that name something visible, not "a", "at the"
+    content = torch.tensor(
+        [w not in FUNCTION_WORDS and not w.startswith("<") for w in tokenizer.vocab]
+    )
     start = time.time()
     batches = _batches(cfg)
     bar = tqdm(range(cfg.steps), desc="train-clip", unit="step")
@@ -261,8 +293,7 @@ def train_clip(out_dir: Path, cfg: TrainConfig, log: callable = print) -> dict[s
         logits = model.logit_scale.exp().clamp(max=100) * txt @ img.T
         loss = multi_positive_loss(logits, torch.from_numpy(pos))
         if cfg.fine_grained_weight > 0:
-            words_only = (ids > tokenizer.sot_id) & (ids != tokenizer.eot_id)
-            loss = loss + cfg.fine_grained_weight * fine_grained_loss(tokens, words_only, patches)
+            loss = loss + cfg.fine_grained_weight * fine_grained_loss(tokens, content[ids], patches)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -273,8 +304,7 @@ def train_clip(out_dir: Path, cfg: TrainConfig, log: callable = print) -> dict[s
     tmp = checkpoint.with_suffix(".pt.tmp")
     torch.save({"state_dict": model.state_dict()}, tmp)
     tmp.replace(checkpoint)
-    embedder = OpenClipEmbedder(TESTBED_MODEL, str(checkpoint))
-    metrics = evaluate_clip(embedder)
+    metrics = evaluate_clip(OpenClipEmbedder(TESTBED_MODEL, str(checkpoint))) if evaluate else {}
     (out_dir / f"{TESTBED_MODEL}.train.json").write_text(
         json.dumps({**asdict(cfg), "minutes": round(minutes, 1), "eval": metrics}, indent=2) + "\n"
     )

@@ -153,6 +153,7 @@ def train_generator(out_dir: Path, cfg: GeneratorConfig, log: callable = print) 
     minutes = (time.time() - start) / 60
     out_dir.mkdir(parents=True, exist_ok=True)
     ema.save_pretrained(out_dir / "unet")
+    save_text_encoder(out_dir)
     DDIMScheduler.from_config(sched.config).save_pretrained(out_dir / "scheduler")
     info = {**asdict(cfg), "minutes": round(minutes, 1)}
     (out_dir / "train.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -161,6 +162,21 @@ def train_generator(out_dir: Path, cfg: GeneratorConfig, log: callable = print) 
     (out_dir / "train.json").write_text(json.dumps(info, indent=2) + "\n")
     log(f"trained {cfg.steps} steps in {minutes:.1f} min; {metrics}")
     return metrics
+
+
+def save_text_encoder(out_dir: Path) -> None:
+    """Copy the CLIP the generator was conditioned on into ``out_dir/text_encoder``."""
+    import shutil
+
+    from convir.models.embedder import TESTBED_CHECKPOINT, TESTBED_CONFIG
+    from convir.models.generator import TEXT_ENCODER
+
+    folder = out_dir / TEXT_ENCODER
+    folder.mkdir(parents=True, exist_ok=True)
+    name = "convir-testbed-generator-text"
+    shutil.copyfile(TESTBED_CONFIG, folder / f"{name}.json")
+    shutil.copyfile(TESTBED_CHECKPOINT, folder / f"{name}.pt")
+    shutil.copyfile(TESTBED_CHECKPOINT.with_suffix(".vocab.json"), folder / f"{name}.vocab.json")
 
 
 def evaluate_generator(

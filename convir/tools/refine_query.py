@@ -91,10 +91,9 @@ def node(resources: Resources, refiner: Refiner) -> Callable[[ConvState], dict]:
 
     def refine_query_node(state: ConvState) -> dict:
         reference_caption = None
-        if state.get("reference_id") and resources.captions is not None:
-            reference_caption = resources.captions[
-                resources.index.position_of(state["reference_id"])
-            ]
+        if state.get("reference_id"):
+            texts = resources.captions_at([resources.index.position_of(state["reference_id"])])
+            reference_caption = texts[0] if texts else None
         query, how = refine_query(
             state.get("dialogue", []),
             state.get("strategy", "dar"),

@@ -129,9 +129,11 @@ def node(
         elif uploaded:
             ref_vector = np.asarray(uploaded, dtype=np.float32)
         ref_caption = None
-        if ref is not None and resources.captions is not None:
-            ref_caption = resources.captions[resources.index.position_of(ref)]
-            texts.append(ref_caption)
+        if ref is not None:
+            found = resources.captions_at([resources.index.position_of(ref)])
+            ref_caption = found[0] if found else None
+            if ref_caption:
+                texts.append(ref_caption)
         emb = np.concatenate([resources.text(t).pooled.numpy() for t in texts])
         generated = None
         if strategy == "dar" and state.get("generated") and state.get("generated_for") == query:

@@ -17,17 +17,12 @@ from convir.testbed.captions import full_caption, partial_caption
 from convir.testbed.render import render
 from convir.testbed.world import World
 
-needs_checkpoint = pytest.mark.skipif(
-    not TESTBED_CHECKPOINT.exists(), reason="the testbed CLIP checkpoint is not trained yet"
-)
-
 
 @pytest.fixture(scope="module")
 def embedder():
     return load_embedder()
 
 
-@needs_checkpoint
 def test_checkpoint_loads_through_open_clip_with_identical_weights(embedder):
     import open_clip
 
@@ -41,7 +36,6 @@ def test_checkpoint_loads_through_open_clip_with_identical_weights(embedder):
     assert TESTBED_CHECKPOINT.stat().st_size < 20 * 2**20
 
 
-@needs_checkpoint
 def test_token_and_patch_features_agree_with_pooled(embedder):
     texts = ["a red circle", "a large blue star at the top left on a white background"]
     plain = embedder.encode_text(texts)
@@ -58,7 +52,6 @@ def test_token_and_patch_features_agree_with_pooled(embedder):
     assert b.patches.shape == (3, 64, embedder.dim)
 
 
-@needs_checkpoint
 def test_cutting_the_padding_changes_no_feature(embedder):
     """The truncated forward matches open_clip's own full-context encode_text and a
     full-context token forward, for a batch whose rows have very different lengths."""
@@ -78,7 +71,6 @@ def test_cutting_the_padding_changes_no_feature(embedder):
     assert torch.allclose(ours.tokens[ours.mask], full_tokens[ours.mask], atol=1e-5)
 
 
-@needs_checkpoint
 def test_text_chunks_cut_to_different_lengths_are_padded_back(embedder):
     texts = ["a large blue star at the top left on a white background", "a red circle"]
     whole = embedder.encode_text(texts, tokens=True)
@@ -92,7 +84,6 @@ def test_text_chunks_cut_to_different_lengths_are_padded_back(embedder):
     assert torch.allclose(chunked.pooled, whole.pooled, atol=1e-5)
 
 
-@needs_checkpoint
 def test_trained_clip_beats_chance_by_a_wide_margin(embedder):
     world = World(seed=0, size=300)
     scenes = world.scenes()
