@@ -97,7 +97,10 @@ def chat_command(
             f"--reference {reference!r} is not in the gallery; give an id that a search "
             f"returned (e.g. {resources.index.id_of(0)!r})"
         )
-    agent = build_agent(resources, strategy, policy, checkpoint=saver)
+    # the in-memory testbed's texts are its ground truth: answers are not read off them
+    agent = build_agent(
+        resources, strategy, policy, checkpoint=saver, read_captions=index_path is not None
+    )
     thread = thread or f"chat-{uuid.uuid4().hex[:8]}"
     _resume_check(agent, thread, reference, strategy)
     _greet(agent, thread, checkpoint)

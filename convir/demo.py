@@ -65,7 +65,7 @@ def demo_command(
     targets = {f"demo-{n}": int(t) for n, t in enumerate(picks)}
     user_type = ComposedUser if strategy == "stitch" else TestbedUser
     user = user_type(world, targets, seed=seed)
-    agent = build_agent(resources, strategy, policy, seed=seed)
+    agent = build_agent(resources, strategy, policy, seed=seed, read_captions=False)
     records = run_dialogues(agent, user, list(targets), rounds, workers, progress=not as_json)
     hits = summarize(records, 10, search_space_size=gallery_size).hits_at_k
     used = records[-1].strategy if records else strategy

@@ -446,7 +446,15 @@ def _build(spec: _RunSpec) -> tuple[_Setup, dict[str, Any]]:
         for mode in spec.modes:
             name = label if len(spec.modes) == 1 else f"{label}-{mode}"
             resources, how = _with_bank(setup.resources, mode)
-            systems[name] = factory(resources, label, spec.policy.value, how, seed=spec.seed)
+            # in memory, the testbed's texts are its ground truth: answers are not read off them
+            systems[name] = factory(
+                resources,
+                label,
+                spec.policy.value,
+                how,
+                seed=spec.seed,
+                read_captions=spec.chatir or spec.via_index is not None,
+            )
     return setup, systems
 
 

@@ -201,6 +201,8 @@ class TestbedGenerator:
     from ``embedder``); ``embedder`` is the retrieval model the caller embeds images with.
     """
 
+    __test__ = False  # not a pytest class, despite the name
+
     def __init__(
         self,
         path: str | Path = TESTBED_GENERATOR,

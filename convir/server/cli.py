@@ -77,7 +77,10 @@ def serve_command(
     resources = _resources(
         index_path, model, pretrained, gallery_size, seed, generate, policy == "llm"
     )
-    agent = build_agent(resources, strategy, policy, checkpoint=saver)
+    # the in-memory testbed's texts are its ground truth: answers are not read off them
+    agent = build_agent(
+        resources, strategy, policy, checkpoint=saver, read_captions=index_path is not None
+    )
     run(agent, host, port, api_key, workers_threads)
 
 

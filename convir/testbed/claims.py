@@ -19,6 +19,13 @@ _SIZES = {"small": "small", "little": "small", "large": "large", "big": "large"}
 _ROWS = {"top": 0, "upper": 0, "bottom": 2, "lower": 2}
 _COLS = {"left": 0, "right": 2}
 _CENTRE = {"center", "centre", "middle"}
+# Words a claim may use besides attribute values; any other word makes it unjudgeable
+# ("a pink star": the testbed cannot say what pink is, so it does not guess from "star").
+_NEUTRAL = set(
+    "a an the and at in on of to with is are there it its one image picture photo shows "
+    "showing object objects shape shapes thing things something anything corner side "
+    "background".split()
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,10 @@ def _cells(words: list[str]) -> frozenset[int] | None:
 def parse_claim(text: str) -> Claim | None:
     """The claim's structure, or None when it says nothing the testbed can check."""
     words = re.findall(r"[a-z]+", text.lower().replace("grey", "gray"))
+    known = _NEUTRAL | set(COLOURS) | set(BACKGROUNDS) | set(_SIZES) | set(_ROWS) | set(_COLS)
+    known |= _CENTRE | set(NUMBER_WORDS) | set(SHAPES) | {f"{s}s" for s in SHAPES}
+    if any(w not in known for w in words):
+        return None
     background = None
     if "background" in words:
         before = words[: words.index("background")]
@@ -59,7 +70,8 @@ def parse_claim(text: str) -> Claim | None:
         if w in NUMBER_WORDS and words[k + 1] in ("objects", "object", "shapes", "things"):
             count = NUMBER_WORDS.index(w)
     claim = Claim(
-        colour=next((w for w in words if w in COLOURS), None),
+        # a background colour said of an object ("a gray star") is a colour no object has
+        colour=next((w for w in words if w in COLOURS or w in BACKGROUNDS), None),
         shape=next((w.rstrip("s") for w in words if w.rstrip("s") in SHAPES), None),
         size=next((_SIZES[w] for w in words if w in _SIZES), None),
         cells=_cells(words),

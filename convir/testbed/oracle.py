@@ -22,6 +22,7 @@ Kind = Literal[
     "exists", "count", "colour_of", "shape_at", "colour_at", "where", "background", "size_of"
 ]
 UNKNOWN = "i don't know"
+_NEGATIVE_OPTION = re.compile(r"^(none|nothing|no\b|neither|there is no)")
 
 
 class Question(BaseModel, frozen=True):
@@ -202,11 +203,12 @@ class Oracle:
                 return UNKNOWN
             truth = "yes" if verdict else "no"
         else:
-            verdicts = [judge(o, scene) for o in opts]
+            negative = [o for o in opts if _NEGATIVE_OPTION.match(o)]
+            verdicts = [judge(o, scene) for o in opts if o not in negative]
             if all(v is None for v in verdicts):
                 return UNKNOWN
-            true = [o for o, v in zip(opts, verdicts, strict=True) if v]
-            negative = [o for o, v in zip(opts, verdicts, strict=True) if v is None]
+            judged = [o for o in opts if o not in negative]
+            true = [o for o, v in zip(judged, verdicts, strict=True) if v]
             if true:
                 truth = true[0]
             elif negative:
