@@ -61,6 +61,10 @@ def parse_claim(text: str) -> Claim | None:
     if any(w not in known for w in words):
         return None
     background = None
+    for k in range(len(words) - 2):  # "... on a gray": the setting, the noun left out
+        if words[k : k + 2] == ["on", "a"] and words[k + 2] in BACKGROUNDS:
+            words = [*words[: k + 3], "background", *words[k + 3 :]]
+            break
     if "background" in words:
         before = words[: words.index("background")]
         background = next((w for w in reversed(before) if w in BACKGROUNDS), None)
