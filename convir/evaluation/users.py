@@ -27,6 +27,10 @@ import numpy as np
 from convir.errors import InputError, LLMError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from PIL import Image
+
     from convir.models.llm import LLM
     from convir.testbed.oracle import Oracle
     from convir.testbed.world import World
@@ -247,12 +251,49 @@ class LLMUser:
         return str(_lookup(self.targets, dialogue_id, "target image"))
 
 
+class VLMUser(LLMUser):
+    """Answers from the target *image* with a vision-language model (ChatIR's BLIP-2
+    answerer role), through the same OpenAI-compatible client: the image goes as an
+    ``image_url`` part, with the question and its options (prompt ``user_answer_image``).
+
+    ``images[id]`` loads the target image; the opening is ``openings[id]`` (e.g. a recorded
+    caption). An :class:`~convir.errors.LLMError` becomes ``"i don't know"``.
+    """
+
+    def __init__(
+        self,
+        llm: LLM,
+        images: Mapping[str, Callable[[], Image.Image]],
+        openings: Mapping[str, str],
+        targets: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(llm, dict(openings), targets, openings)
+        self.images = dict(images)
+
+    def answer(self, dialogue_id: str, question: str, options: Sequence[str] = ()) -> str:
+        from convir.models.llm import image_part
+        from convir.prompts import load_prompt
+
+        image = _lookup(self.images, dialogue_id, "target image")()  # type: ignore[operator]
+        hint = f"Suggested answers: {', '.join(options)}." if options else ""
+        text = load_prompt("user_answer_image").render(question=question, options=hint)
+        content = [{"type": "text", "text": text}, image_part(image)]
+        try:
+            reply = self.llm.complete([{"role": "user", "content": content}])
+        except LLMError as exc:
+            log.warning("simulated user (dialogue %s): VLM failed: %s", dialogue_id, exc)
+            return UNKNOWN
+        lines = str(reply).strip().splitlines()
+        return lines[0].strip().strip('"').lower() if lines else UNKNOWN
+
+
 __all__ = [
     "SimulatedUser",
     "VolunteeringUser",
     "TestbedUser",
     "ReplayUser",
     "LLMUser",
+    "VLMUser",
     "dialogue_seed",
     "UNKNOWN",
 ]

@@ -148,3 +148,24 @@ def test_composed_user_opens_with_the_triplet_and_answers_about_the_target():
     plain = next(i for i in range(200) if i not in set(world.edited_indices()))
     with pytest.raises(InputError, match="not an edit of another scene"):
         ComposedUser(world, {"x": plain})
+
+
+def test_vlm_user_answers_from_the_target_image_with_the_options():
+    from llm_server import Reply, ScriptedServer
+    from PIL import Image
+
+    from convir.evaluation.users import VLMUser
+    from convir.models.llm import OpenAICompatibleLLM
+
+    with ScriptedServer([Reply.text("Yes\n(it is red)"), Reply.error(400)]) as server:
+        llm = OpenAICompatibleLLM(server.url, "vlm", timeout=5, max_retries=0)
+        user = VLMUser(
+            llm, {"d": lambda: Image.new("RGB", (8, 8), "red")}, {"d": "a red square"}, {"d": "x"}
+        )
+        assert user.opening("d") == ("a red square", None)
+        assert user.answer("d", "is it red?", ("yes", "no")) == "yes"
+        assert user.answer("d", "is it red?") == "i don't know"  # the server refused
+        content = server.chat_requests[0].body["messages"][0]["content"]
+    assert "Suggested answers: yes, no." in content[0]["text"]
+    assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")
+    assert user.target("d") == "x"

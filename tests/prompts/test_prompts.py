@@ -18,6 +18,7 @@ def test_the_shipped_prompts_load_with_versions_and_variables():
         "policy_action",
         "stitch_target_caption",
         "user_answer",
+        "user_answer_image",
     ]
     variables = {
         "dar_refine": ("dialogue",),
@@ -25,6 +26,7 @@ def test_the_shipped_prompts_load_with_versions_and_variables():
         "ask_question": ("dialogue", "candidates"),
         "policy_action": ("state",),
         "user_answer": ("caption", "question"),
+        "user_answer_image": ("question", "options"),
     }
     for name, expected in variables.items():
         p = load_prompt(name)
