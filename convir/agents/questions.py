@@ -18,6 +18,7 @@ expected information gain (``ask_clarification``).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -98,7 +99,8 @@ def article(phrase: str) -> str:
     return ("an " if phrase[:1] in "aeiou" else "a ") + phrase
 
 
-def _phrases(caption: str, longest: int) -> set[str]:
+@functools.lru_cache(maxsize=16384)
+def _phrases(caption: str, longest: int) -> frozenset[str]:
     """Word n-grams (1..longest) inside one clause, not starting or ending with a stopword."""
     out: set[str] = set()
     for words in clauses(caption):
@@ -108,7 +110,7 @@ def _phrases(caption: str, longest: int) -> set[str]:
                 if gram[0] in STOPWORDS or gram[-1] in STOPWORDS:
                     continue
                 out.add(" ".join(gram))
-    return out
+    return frozenset(out)
 
 
 def yes_no_question(phrase: str) -> str:
@@ -116,6 +118,33 @@ def yes_no_question(phrase: str) -> str:
     if phrase.split()[0] in PLACE_WORDS:
         return f"is there anything at the {phrase}?"
     return f"is there {article(phrase)}?"
+
+
+def _holders(texts: list[str], longest: int) -> dict[str, set[int]]:
+    """Every mined phrase and the texts that state it, read as the answer model reads a
+    fact (``answers.states``), through an inverted index of clause words."""
+    from convir.agents.answers import _clause_sets, _content, _places
+
+    where_of: list[tuple[int, tuple[str, ...]]] = []
+    by_word: dict[str, set[int]] = {}
+    for r, text in enumerate(texts):
+        for words, places in _clause_sets(text):
+            for w in words:
+                by_word.setdefault(w, set()).add(len(where_of))
+            where_of.append((r, places))
+    out: dict[str, set[int]] = {}
+    for phrase in set().union(*(_phrases(t, longest) for t in texts)):
+        want = sorted(_content(phrase), key=lambda w: len(by_word.get(w, ())))
+        if not want:
+            continue
+        hits = set(by_word.get(want[0], ()))
+        for w in want[1:]:
+            hits &= by_word.get(w, set())
+        place = _places(phrase)
+        who = {where_of[c][0] for c in hits if not place or where_of[c][1] == place}
+        if who:
+            out[phrase] = who
+    return out
 
 
 def _entropy(f: float) -> float:
@@ -140,15 +169,8 @@ class CaptionBank:
             return []
         w = candidates.weights[rows] / candidates.weights[rows].sum()
         said = normalise(" ".join(dialogue))
-        from convir.agents.answers import states
-
         texts = [candidates.captions[k] or "" for k in rows]
-        mined = set().union(*(_phrases(t, self.longest) for t in texts))
-        holders: dict[str, set[int]] = {}
-        for phrase in mined:  # who states it, read as the answer model reads it
-            who = {r for r, t in enumerate(texts) if states(t, phrase)}
-            if who:
-                holders[phrase] = who
+        holders = _holders(texts, self.longest)
         split: dict[frozenset[int], str] = {}  # one phrase per split: the most specific one
         share: dict[str, float] = {}
         for phrase, who in holders.items():
