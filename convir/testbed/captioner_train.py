@@ -13,7 +13,6 @@ order with size, colour and position, then the background). It is saved with
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ import numpy as np
 from convir.testbed.captions import POSITION_PHRASES, SIZE_WORDS, full_caption
 from convir.testbed.clip_train import TRAIN_SEED
 from convir.testbed.render import render
+from convir.testbed.training import adamw, warmup_cosine
 from convir.testbed.world import BACKGROUNDS, COLOURS, SHAPES, Scene, World
 
 HELD_OUT_SEED = 78  # evaluation world for the captioner (never a training seed)
@@ -226,21 +226,7 @@ def train_captioner(
         len(tokenizer), tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id
     )
     model.train()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "wte" not in n]
-    other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "wte" not in n)]
-    opt = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": other, "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-    )
-
-    def lr_at(step: int) -> float:
-        if step < cfg.warmup:
-            return cfg.lr * (step + 1) / cfg.warmup
-        t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
+    opt = adamw(model, cfg.lr, cfg.weight_decay, no_decay="wte")
 
     start = time.time()
     batches = _batches(cfg)
@@ -250,7 +236,7 @@ def train_captioner(
         pixels = processor(images=images, return_tensors="pt").pixel_values
         labels = caption_labels(tokenizer, texts)
         for group in opt.param_groups:
-            group["lr"] = lr_at(step)
+            group["lr"] = warmup_cosine(step, cfg.lr, cfg.warmup, cfg.steps)
         loss = model(pixel_values=pixels, labels=labels).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -16,7 +16,6 @@ counts, bare shapes). Three choices matter, each measured (docs/testbed.md):
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -39,6 +38,7 @@ from convir.testbed.captions import (
 from convir.testbed.edits import triplets
 from convir.testbed.oracle import answer, candidate_questions
 from convir.testbed.render import render
+from convir.testbed.training import adamw, warmup_cosine
 from convir.testbed.world import COLOURS, SHAPES, Edit, Scene, World, apply_edit
 
 FUNCTION_WORDS = frozenset(
@@ -258,21 +258,7 @@ def train_clip(
     open_clip.add_model_config(config_path)
     model, _, preprocess = open_clip.create_model_and_transforms(TESTBED_MODEL)
     model.train()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
-    other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
-    opt = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": other, "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-    )
-
-    def lr_at(step: int) -> float:
-        if step < cfg.warmup:
-            return cfg.lr * (step + 1) / cfg.warmup
-        t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
+    opt = adamw(model, cfg.lr, cfg.weight_decay, no_decay="embedding")
 
     # the fine-grained term looks at words that name something visible, not "a", "at the"
     content = torch.tensor(
@@ -285,7 +271,7 @@ def train_clip(
         images, texts, pos = next(batches)
         pixels = torch.stack([preprocess(im) for im in images])
         for group in opt.param_groups:
-            group["lr"] = lr_at(step)
+            group["lr"] = warmup_cosine(step, cfg.lr, cfg.warmup, cfg.steps)
         img_pooled, patches = _image_tokens(model, pixels)
         txt_pooled, tokens, ids = _text_tokens(model, tokenizer(texts))
         img = F.normalize(img_pooled, dim=-1)
