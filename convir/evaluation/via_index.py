@@ -8,7 +8,9 @@ holds. The world stays with the simulated user, who knows which file is its targ
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -42,14 +44,20 @@ def gallery_folder(world: World, root: Path, progress: bool) -> Path:
 
 def index_gallery(folder: Path, captions: CaptionSource, progress: bool) -> Path:
     """``convir index FOLDER`` with the chosen texts; the index file is kept and reused."""
-    from convir.index.cli import index_command
-    from convir.index.folder import DEFAULT_MAX_PIXELS
-
     if captions not in CAPTION_SOURCES:
         raise InputError(f"--captioner must be one of {', '.join(CAPTION_SOURCES)}")
     out = folder / f"gallery-{captions}.index"
     if out.is_file():
         return out
+    with contextlib.redirect_stdout(sys.stderr):  # its summary line; stdout may be --json
+        _index(folder, out, captions, progress)
+    return out
+
+
+def _index(folder: Path, out: Path, captions: CaptionSource, progress: bool) -> None:
+    from convir.index.cli import index_command
+    from convir.index.folder import DEFAULT_MAX_PIXELS
+
     index_command(
         folder=folder,
         out=out,
@@ -67,7 +75,6 @@ def index_gallery(folder: Path, captions: CaptionSource, progress: bool) -> Path
         ray_address=None,
         concurrency=None,
     )
-    return out
 
 
 def public_resources(

@@ -174,6 +174,18 @@ def _tokenizer_for(model_name: str, checkpoint: Path | None) -> Callable:
     return open_clip.get_tokenizer(model_name)
 
 
+def read_concepts(checkpoint: Path | None) -> tuple[str, ...]:
+    """The concept list a checkpoint ships beside it (``<name>.concepts.txt``, one per line),
+    as CLIP releases ship their zero-shot class names; () when there is none."""
+    if checkpoint is None:
+        return ()
+    path = checkpoint.with_suffix(".concepts.txt")
+    if not path.is_file():
+        return ()
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return tuple(line for line in lines if line and not line.startswith("#"))
+
+
 class OpenClipEmbedder:
     """An open_clip model wrapped as an :class:`Embedder` (eval mode, no grad)."""
 
@@ -228,6 +240,7 @@ class OpenClipEmbedder:
         self._tokens_lock = threading.Lock()  # patch features flip a flag on the shared model
         proj = getattr(model, "text_projection", None)
         self.dim = int(proj.shape[1]) if proj is not None else int(model.visual.output_dim)
+        self.concepts = read_concepts(checkpoint)
 
     # -- text ---------------------------------------------------------------------------
     def _pool_positions(self, ids: torch.Tensor) -> torch.Tensor | None:

@@ -214,6 +214,9 @@ class TestbedGenerator:
         out_size: int = 64,
     ) -> None:
         from diffusers import DDIMScheduler, UNet2DConditionModel
+        from diffusers.utils import logging as diffusers_logging
+
+        diffusers_logging.set_verbosity_error()  # no "pip install accelerate" notice for users
 
         from convir.models.embedder import load_embedder
 

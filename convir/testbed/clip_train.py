@@ -39,7 +39,7 @@ from convir.testbed.edits import triplets
 from convir.testbed.oracle import answer, candidate_questions
 from convir.testbed.render import render
 from convir.testbed.training import adamw, warmup_cosine
-from convir.testbed.world import COLOURS, SHAPES, Edit, Scene, World, apply_edit
+from convir.testbed.world import BACKGROUNDS, COLOURS, SHAPES, Edit, Scene, World, apply_edit
 
 FUNCTION_WORDS = frozenset(
     "a an the and at in on of to with is are there one them image picture shapes".split()
@@ -87,6 +87,15 @@ def build_tokenizer(context_length: int = CONTEXT_LENGTH) -> WordTokenizer:
     texts += [article(w) for w in ("object", "image", "picture")]
     texts += [mix_text(scene, rng)[0] for scene in world.scenes() for _ in range(3)]
     return WordTokenizer.build(texts, context_length)
+
+
+def write_concepts(path: Path) -> None:
+    """The model's concept list: what its world has names for (as a CLIP ships class names)."""
+    pairs = [f"{c} {s}" for c in COLOURS for s in SHAPES]
+    concepts = [*SHAPES, *pairs, *(f"{b} background" for b in BACKGROUNDS)]
+    path.write_text(
+        "# concepts of the testbed CLIP (for question banks)\n" + "\n".join(concepts) + "\n"
+    )
 
 
 def model_config(vocab_size: int, context_length: int = CONTEXT_LENGTH) -> dict:
@@ -255,6 +264,7 @@ def train_clip(
     config_path = out_dir / f"{TESTBED_MODEL}.json"
     config_path.write_text(json.dumps(model_config(len(tokenizer.vocab)), indent=2) + "\n")
     tokenizer.save(out_dir / f"{TESTBED_MODEL}.vocab.json")
+    write_concepts(out_dir / f"{TESTBED_MODEL}.concepts.txt")
     open_clip.add_model_config(config_path)
     model, _, preprocess = open_clip.create_model_and_transforms(TESTBED_MODEL)
     model.train()
