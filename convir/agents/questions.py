@@ -243,6 +243,14 @@ class LLMBank:
         return asks
 
 
+class NoQuestions:
+    """A bank that proposes nothing: the agent never asks (e.g. replaying recorded
+    dialogues, whose answers were given to other questions)."""
+
+    def menu(self, dialogue: list[str], candidates: Candidates) -> list[Askable]:
+        return []
+
+
 class CombinedBank:
     """Every bank's proposals in one menu (earlier banks first, duplicates dropped)."""
 

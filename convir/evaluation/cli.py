@@ -378,6 +378,9 @@ def _chatir_setup(
     from convir.evaluation.chatir import load_task
 
     task = load_task(index, dialogues_file, search_space, dialogues, generator=agents)
+    from convir.agents.questions import NoQuestions
+
+    task.resources.question_bank = NoQuestions()  # recorded answers fit recorded questions only
     return _Setup(
         task.resources,
         list(task.dialogues),
