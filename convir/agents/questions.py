@@ -100,6 +100,24 @@ def article(phrase: str) -> str:
 
 
 @functools.lru_cache(maxsize=16384)
+def _complete(caption: str, longest: int) -> frozenset[str]:
+    """The mined phrases that end where a constituent can end: at the end of a clause or
+    before a function word ("small red circle" in "small red circle at the top", not "small
+    red"). Multiple-choice questions are built from these only."""
+    out: set[str] = set()
+    for words in clauses(caption):
+        for n in range(2, longest + 1):
+            for i in range(len(words) - n + 1):
+                gram = words[i : i + n]
+                after = words[i + n] if i + n < len(words) else None
+                if gram[0] in STOPWORDS or gram[-1] in STOPWORDS:
+                    continue
+                if after is None or after in STOPWORDS:
+                    out.add(" ".join(gram))
+    return frozenset(out)
+
+
+@functools.lru_cache(maxsize=16384)
 def _phrases(caption: str, longest: int) -> frozenset[str]:
     """Word n-grams (1..longest) inside one clause, not starting or ending with a stopword."""
     out: set[str] = set()
@@ -183,7 +201,8 @@ class CaptionBank:
             share[phrase] = f
         kept = sorted(split.values(), key=lambda p: -_entropy(share[p]))[: self.size]
         asks = [Askable(f"is there {article(p)}?", ("yes", "no"), (p, None)) for p in kept]
-        return _choices(list(share), share) + asks
+        complete = set().union(*(_complete(t, self.longest) for t in texts))
+        return _choices([p for p in share if p in complete], share) + asks
 
 
 def _choices(phrases: list[str], share: dict[str, float], most: int = 6) -> list[Askable]:
@@ -194,6 +213,8 @@ def _choices(phrases: list[str], share: dict[str, float], most: int = 6) -> list
         if len(words) < 2:
             continue
         for i in range(len(words)):
+            if i + 1 < len(words) and words[i + 1] in STOPWORDS:
+                continue  # "{} on a white background": the choice would be a dangling word
             slot = (*words[:i], "{}", *words[i + 1 :])
             groups.setdefault(slot, []).append(words[i])
     out = []
@@ -206,6 +227,7 @@ def _choices(phrases: list[str], share: dict[str, float], most: int = 6) -> list
         if slot[-1] == "{}":  # "blue {}": which blue one, a square or a star?
             rest += " one"
         fillers = sorted(fillers, key=lambda x: -share[" ".join(slot).replace("{}", x)])[:most]
+        fillers.sort()  # a stable wording: the same choice is the same question next turn
         options = tuple(" ".join(slot).replace("{}", x) for x in fillers)
         listed = ", ".join(fillers[:-1]) + " or " + fillers[-1]
         out.append(Askable(f"which {rest}: {listed}?", (*options, NONE_OPTION), (*options, None)))
