@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import BaseModel, Field
 
-from convir.agents.questions import Askable, clauses, normalise
+from convir.agents.questions import Askable, states
 from convir.errors import LLMError
-from convir.models.refiner import split_turn, turn_to_fact
+from convir.models.refiner import is_yes_no, split_turn, turn_to_fact
 
 if TYPE_CHECKING:
     from convir.models.embedder import Embedder
@@ -64,39 +64,6 @@ def facts_of(askable: Askable) -> tuple[str | None, ...]:
     if askable.facts is not None:
         return askable.facts
     return tuple(fact(askable.text, o) for o in askable.options)
-
-
-@functools.lru_cache(maxsize=65536)
-def _content(fact_text: str) -> frozenset[str]:
-    from convir.agents.questions import STOPWORDS
-
-    return frozenset(w for w in normalise(fact_text).split() if w not in STOPWORDS)
-
-
-@functools.lru_cache(maxsize=65536)
-def _clause_sets(caption: str) -> tuple[tuple[frozenset[str], tuple[str, ...]], ...]:
-    from convir.agents.questions import PLACE_WORDS
-
-    return tuple((frozenset(c), tuple(w for w in c if w in PLACE_WORDS)) for c in clauses(caption))
-
-
-def states(caption: str, fact_text: str) -> bool:
-    """Whether a text states a fact: every content word of it inside one clause, and the
-    same place words in the same order ("at the top" is not "at the top left")."""
-    want = _content(fact_text)
-    if not want:
-        return False
-    where = _places(fact_text)
-    return any(
-        want <= words and (not where or where == places) for words, places in _clause_sets(caption)
-    )
-
-
-@functools.lru_cache(maxsize=65536)
-def _places(text: str) -> tuple[str, ...]:
-    from convir.agents.questions import PLACE_WORDS
-
-    return tuple(w for w in normalise(text).split() if w in PLACE_WORDS)
 
 
 class ProposedQuestion(BaseModel):
@@ -252,26 +219,11 @@ def turn_question(turn: str, asked: Mapping[str, Mapping]) -> tuple[Askable, int
         if not extra or not options:
             return None
         return Askable(ask.text, (*options, answer), (*facts_of(ask), extra)), len(options)
-    stated = fact(question, "yes" if _yes_no(question) and answer in ("yes", "no") else answer)
+    stated = fact(question, "yes" if is_yes_no(question) and answer in ("yes", "no") else answer)
     if not stated:
         return None
     ask = Askable(question + "?", ("yes", "no"), (stated, None))
     return ask, 1 if answer == "no" or answer.startswith("no ") else 0
-
-
-def _yes_no(question: str) -> bool:
-    first = question.lower().split()[:1]
-    return bool(first) and first[0] in {
-        "is",
-        "are",
-        "does",
-        "do",
-        "can",
-        "was",
-        "were",
-        "has",
-        "have",
-    }
 
 
 def _read_captions(

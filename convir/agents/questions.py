@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -77,6 +77,14 @@ class Candidates:
     weights: np.ndarray  # posterior over the candidates [N]
     captions: list[str | None]  # a text per candidate (None: the gallery has none for it)
 
+    @classmethod
+    def of(
+        cls, ids: Sequence[str], scores: np.ndarray, captions: Sequence[str | None] | None
+    ) -> Candidates:
+        """From logit-scale scores (posterior ``softmax(scores)``) and the gallery's texts."""
+        weights = np.exp(scores - scores.max()) if len(scores) else np.ones(0)
+        return cls(list(ids), weights, list(captions) if captions else [None] * len(ids))
+
 
 @runtime_checkable
 class QuestionBank(Protocol):
@@ -95,40 +103,64 @@ def clauses(caption: str) -> list[list[str]]:
     return [normalise(p).split() for p in parts if normalise(p)]
 
 
+@functools.lru_cache(maxsize=65536)
+def _content(fact_text: str) -> frozenset[str]:
+    return frozenset(w for w in normalise(fact_text).split() if w not in STOPWORDS)
+
+
+@functools.lru_cache(maxsize=65536)
+def _clause_sets(caption: str) -> tuple[tuple[frozenset[str], tuple[str, ...]], ...]:
+    return tuple((frozenset(c), tuple(w for w in c if w in PLACE_WORDS)) for c in clauses(caption))
+
+
+def states(caption: str, fact_text: str) -> bool:
+    """Whether a text states a fact: every content word of it inside one clause, and the
+    same place words in the same order ("at the top" is not "at the top left")."""
+    want = _content(fact_text)
+    if not want:
+        return False
+    where = _places(fact_text)
+    return any(
+        want <= words and (not where or where == places) for words, places in _clause_sets(caption)
+    )
+
+
+@functools.lru_cache(maxsize=65536)
+def _places(text: str) -> tuple[str, ...]:
+    return tuple(w for w in normalise(text).split() if w in PLACE_WORDS)
+
+
 def article(phrase: str) -> str:
     return ("an " if phrase[:1] in "aeiou" else "a ") + phrase
 
 
-@functools.lru_cache(maxsize=16384)
-def _complete(caption: str, longest: int) -> frozenset[str]:
-    """The mined phrases that end where a constituent can end: at the end of a clause or
-    before a function word ("small red circle" in "small red circle at the top", not "small
-    red"). Multiple-choice questions are built from these only."""
-    out: set[str] = set()
-    for words in clauses(caption):
-        for n in range(2, longest + 1):
-            for i in range(len(words) - n + 1):
-                gram = words[i : i + n]
-                after = words[i + n] if i + n < len(words) else None
-                if gram[0] in STOPWORDS or gram[-1] in STOPWORDS:
-                    continue
-                if after is None or after in STOPWORDS:
-                    out.add(" ".join(gram))
-    return frozenset(out)
-
-
-@functools.lru_cache(maxsize=16384)
-def _phrases(caption: str, longest: int) -> frozenset[str]:
-    """Word n-grams (1..longest) inside one clause, not starting or ending with a stopword."""
-    out: set[str] = set()
+def _grams(caption: str, longest: int) -> Iterator[tuple[str, int, str | None]]:
+    """Word n-grams (1..longest) inside one clause, not starting or ending with a stopword:
+    (phrase, length, the word after it or None at the clause's end)."""
     for words in clauses(caption):
         for n in range(1, longest + 1):
             for i in range(len(words) - n + 1):
                 gram = words[i : i + n]
-                if gram[0] in STOPWORDS or gram[-1] in STOPWORDS:
-                    continue
-                out.add(" ".join(gram))
-    return frozenset(out)
+                if gram[0] not in STOPWORDS and gram[-1] not in STOPWORDS:
+                    yield " ".join(gram), n, words[i + n] if i + n < len(words) else None
+
+
+@functools.lru_cache(maxsize=16384)
+def _phrases(caption: str, longest: int) -> frozenset[str]:
+    """Every mined phrase of a caption (:func:`_grams`)."""
+    return frozenset(g for g, _, _ in _grams(caption, longest))
+
+
+@functools.lru_cache(maxsize=16384)
+def _complete(caption: str, longest: int) -> frozenset[str]:
+    """The mined phrases of 2+ words that end where a constituent can end: at the end of a
+    clause or before a function word ("small red circle" in "small red circle at the top",
+    not "small red"). Multiple-choice questions are built from these only."""
+    return frozenset(
+        g
+        for g, n, after in _grams(caption, longest)
+        if n >= 2 and (after is None or after in STOPWORDS)
+    )
 
 
 def yes_no_question(phrase: str) -> str:
@@ -140,9 +172,7 @@ def yes_no_question(phrase: str) -> str:
 
 def _holders(texts: list[str], longest: int) -> dict[str, set[int]]:
     """Every mined phrase and the texts that state it, read as the answer model reads a
-    fact (``answers.states``), through an inverted index of clause words."""
-    from convir.agents.answers import _clause_sets, _content, _places
-
+    fact (:func:`states`), through an inverted index of clause words."""
     where_of: list[tuple[int, tuple[str, ...]]] = []
     by_word: dict[str, set[int]] = {}
     for r, text in enumerate(texts):

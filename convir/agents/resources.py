@@ -58,6 +58,8 @@ class Resources:
                 f"gallery vectors {list(self.vectors.shape)} do not match the index "
                 f"({self.index.count} x {self.index.dim})"
             )
+        # scanned once here, not on every question turn (galleries reach millions of items)
+        self._has_texts = self.captions is not None and any(self.captions)
 
     @property
     def generator(self) -> Generator | None:
@@ -147,9 +149,15 @@ class Resources:
 
         if self.question_bank is not None:
             return self.question_bank
-        if self.captions is not None and any(self.captions):
+        if self._has_texts:
             return CaptionBank()
         return VocabularyBank(concepts_of(self.embedder))
+
+    def caption_for(self, item_id: str) -> str | None:
+        """The text of one gallery item (e.g. a reference image's caption), if it has one."""
+        if self.captions is None:
+            return None
+        return self.captions[self.index.position_of(item_id)]
 
     def captions_at(self, positions: Sequence[int]) -> list[str | None] | None:
         """The texts of these gallery positions, or None when the gallery has none."""

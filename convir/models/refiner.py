@@ -38,6 +38,11 @@ class Refiner(Protocol):
     def refine(self, dialogue: Sequence[str]) -> str: ...
 
 
+def is_yes_no(question: str) -> bool:
+    """Whether a question opens like a yes/no question ("is ...", "does ...", "can ...")."""
+    return bool(_AUX.match(question.lower().strip() + " "))
+
+
 def split_turn(turn: str) -> tuple[str, str]:
     """'question? answer' -> (question, answer); a turn without '?' is all answer."""
     q, sep, a = turn.rpartition("?")

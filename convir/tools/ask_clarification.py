@@ -99,8 +99,7 @@ def node(
         scores = np.asarray(state.get("scores", [])[: len(ids)], dtype=np.float64)
         seed = _stable_seed(config.seed, dialogue[:1], state.get("turn", 0))
         captions = resources.captions_at(positions)
-        weights = np.exp(scores - scores.max()) if len(scores) else np.ones(0)
-        view = Candidates(ids, weights, captions or [None] * len(ids))
+        view = Candidates.of(ids, scores, captions)
         bank: QuestionBank = resources.bank()
         llm_bank = None
         if resources.llm is not None and config.questions == "info_gain":

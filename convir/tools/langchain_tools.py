@@ -199,14 +199,8 @@ def _ask_clarification(
     positions = _positions(resources, args.candidate_ids)
     scores = np.asarray(args.candidate_scores, dtype=np.float64)
     captions = resources.captions_at(positions)
-    read = captions if config.read_captions else None
-    view = Candidates(
-        list(args.candidate_ids),
-        np.exp(scores - scores.max()),
-        captions or [None] * len(positions),
-    )
     question, gain = choose_question(
-        resources.bank().menu(args.dialogue, view),
+        resources.bank().menu(args.dialogue, Candidates.of(args.candidate_ids, scores, captions)),
         args.dialogue,
         [],
         resources.vectors[positions],
@@ -214,7 +208,7 @@ def _ask_clarification(
         answers,
         mode=args.mode,
         seed=config.seed,
-        captions=read,
+        captions=captions if config.read_captions else None,
     )
     if question is None:
         return {"question": None, "options": [], "information_gain": 0.0}

@@ -90,10 +90,8 @@ def node(resources: Resources, refiner: Refiner) -> Callable[[ConvState], dict]:
     """Graph node: refine the state's dialogue with the state's strategy."""
 
     def refine_query_node(state: ConvState) -> dict:
-        reference_caption = None
-        if state.get("reference_id"):
-            texts = resources.captions_at([resources.index.position_of(state["reference_id"])])
-            reference_caption = texts[0] if texts else None
+        ref = state.get("reference_id")
+        reference_caption = resources.caption_for(ref) if ref else None
         query, how = refine_query(
             state.get("dialogue", []),
             state.get("strategy", "dar"),

@@ -128,12 +128,9 @@ def node(
             ref_vector = resources.vectors[resources.index.position_of(ref)]
         elif uploaded:
             ref_vector = np.asarray(uploaded, dtype=np.float32)
-        ref_caption = None
-        if ref is not None:
-            found = resources.captions_at([resources.index.position_of(ref)])
-            ref_caption = found[0] if found else None
-            if ref_caption:
-                texts.append(ref_caption)
+        ref_caption = resources.caption_for(ref) if ref is not None else None
+        if ref_caption:
+            texts.append(ref_caption)
         emb = np.concatenate([resources.text(t).pooled.numpy() for t in texts])
         generated = None
         if strategy == "dar" and state.get("generated") and state.get("generated_for") == query:
