@@ -13,6 +13,7 @@ stopped instead of starting over.
 
 from __future__ import annotations
 
+import functools
 import sys
 import uuid
 from collections.abc import Iterator
@@ -26,7 +27,6 @@ from convir.errors import InputError
 if TYPE_CHECKING:
     from convir.agent import ConvirAgent
     from convir.agents.resources import Resources
-    from convir.models.generator import Generator
     from convir.turn import TurnResult
 
 PROMPT = "you> "
@@ -187,13 +187,9 @@ def _resources(
         )
     factory = None
     if generate and model == TESTBED_MODEL:  # the testbed generator speaks testbed CLIP only
+        from convir.models.generator import TestbedGenerator
 
-        def make_generator() -> Generator:
-            from convir.models.generator import TestbedGenerator
-
-            return TestbedGenerator(embedder=embedder)
-
-        factory = make_generator
+        factory = functools.partial(TestbedGenerator, embedder=embedder)
     elif generate:
         typer.echo(f"note: no image generator for {model}; DAR searches with text", err=True)
     return Resources.from_index(index, embedder, generator_factory=factory, llm=llm)

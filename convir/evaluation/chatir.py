@@ -15,6 +15,7 @@ or flattened images works too.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from convir.agents.resources import Resources
     from convir.evaluation.users import ReplayUser
     from convir.index.faiss_index import GalleryIndex
-    from convir.models.generator import Generator
 
 
 @dataclass(frozen=True)
@@ -154,12 +154,10 @@ def _resources(gallery: GalleryIndex, index_path: Path, generator: bool) -> Reso
     if not (generator and gallery.model == TESTBED_MODEL):
         return Resources.from_index(gallery, embedder)
 
-    def make_generator() -> Generator:
-        from convir.models.generator import TestbedGenerator
+    from convir.models.generator import TestbedGenerator
 
-        return TestbedGenerator(embedder=embedder)
-
-    return Resources.from_index(gallery, embedder, generator_factory=make_generator)
+    factory = functools.partial(TestbedGenerator, embedder=embedder)
+    return Resources.from_index(gallery, embedder, generator_factory=factory)
 
 
 def load_task(

@@ -234,8 +234,13 @@ class LLMUser:
 
         caption = str(_lookup(self.captions, dialogue_id, "target caption"))
         text = load_prompt("user_answer").render(caption=caption, question=question)
+        return self._reply(dialogue_id, text)
+
+    def _reply(self, dialogue_id: str, content: str | list[dict]) -> str:
+        """The first line of the model's reply to one user message; "i don't know" when the
+        model fails or says nothing."""
         try:
-            reply = self.llm.complete([{"role": "user", "content": text}])
+            reply = self.llm.complete([{"role": "user", "content": content}])
         except LLMError as exc:
             log.warning(
                 "simulated user (dialogue %s): LLM failed, answering %r: %s",
@@ -278,13 +283,7 @@ class VLMUser(LLMUser):
         hint = f"Suggested answers: {', '.join(options)}." if options else ""
         text = load_prompt("user_answer_image").render(question=question, options=hint)
         content = [{"type": "text", "text": text}, image_part(image)]
-        try:
-            reply = self.llm.complete([{"role": "user", "content": content}])
-        except LLMError as exc:
-            log.warning("simulated user (dialogue %s): VLM failed: %s", dialogue_id, exc)
-            return UNKNOWN
-        lines = str(reply).strip().splitlines()
-        return lines[0].strip().strip('"').lower() if lines else UNKNOWN
+        return self._reply(dialogue_id, content).lower()
 
 
 __all__ = [

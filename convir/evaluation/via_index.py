@@ -80,26 +80,17 @@ def _index(folder: Path, out: Path, captions: CaptionSource, progress: bool) -> 
 def public_resources(
     world: World, root: Path, captions: CaptionSource, *, generator: bool, progress: bool
 ) -> tuple[Resources, list[str]]:
-    """The agent's view of the indexed gallery, and the gallery id of every scene."""
-    from convir.agents.resources import Resources
-    from convir.index.faiss_index import GalleryIndex
-    from convir.models.embedder import load_embedder
+    """The agent's view of the indexed gallery (built as ``convir chat --index`` builds it),
+    and the gallery id of every scene."""
+    from convir.chat import _resources
     from convir.testbed.gallery import image_relpath
 
     folder = gallery_folder(world, root, progress)
-    index = GalleryIndex.load(index_gallery(folder, captions, progress))
-    embedder = load_embedder(index.model, index.pretrained)
-
-    def make_generator():  # noqa: ANN202
-        from convir.models.generator import TestbedGenerator
-
-        return TestbedGenerator(embedder=embedder)
-
-    resources = Resources.from_index(
-        index, embedder, generator_factory=make_generator if generator else None
-    )
+    path = index_gallery(folder, captions, progress)
+    resources = _resources(path, None, None, None, None, generator, want_llm=False)
     ids = [image_relpath(i) for i in range(world.size)]
-    missing = [i for i in ids[:50] if i not in set(index.ids)]
+    held = set(resources.index.ids)
+    missing = [i for i in ids[:50] if i not in held]
     if missing:
         raise InputError(f"the index at {folder} does not hold {missing[0]}; delete it to rebuild")
     return resources, ids

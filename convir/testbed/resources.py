@@ -9,6 +9,8 @@ agent there).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from convir.agents.resources import Resources
@@ -34,7 +36,6 @@ def testbed_resources(
 
     from convir.index.faiss_index import GalleryIndex
     from convir.models.embedder import load_embedder
-    from convir.models.generator import Generator
     from convir.testbed.captions import full_caption
     from convir.testbed.questions import TemplateBank
     from convir.testbed.render import render
@@ -55,11 +56,9 @@ def testbed_resources(
     ids = [s.id for s in scenes]
     index = GalleryIndex.build(vectors, ids, ids, factory="Flat")
 
-    def make_generator() -> Generator:
-        from convir.models.generator import TestbedGenerator
+    from convir.models.generator import TestbedGenerator
 
-        return TestbedGenerator(embedder=embedder)
-
+    make_generator = functools.partial(TestbedGenerator, embedder=embedder)
     return Resources(
         embedder=embedder,
         index=index,
