@@ -40,6 +40,9 @@ class ConvState(TypedDict, total=False):
     turn: int  # 0 for the opening message, +1 per user reply
     steps: list[str]  # tools run in the current turn, in order
     query: str  # the refined text query of this turn
+    refined: list[str]  # DAR: the refined query of every turn so far (published DAR joins them)
+    descriptions: list[str]  # STiTch: this turn's target descriptions (answers' facts included)
+    descriptions_base: list[str]  # STiTch: the descriptions written from reference + edit
     generated: list[list[float]]  # embeddings of images generated for ``generated_for``
     generated_for: str
     candidates: list[str]  # gallery ids, best first
@@ -68,10 +71,45 @@ class AgentConfig(BaseModel):
     top_k: int = Field(100, ge=1, le=1000, description="ranked results kept per turn")
     pool: int = Field(200, ge=1, le=5000, description="first-stage candidates rescored")
     n_generated: int = Field(1, ge=1, le=8, description="DAR: images generated per turn")
+    dar_query: Literal["latest", "joined"] = Field(
+        "latest",
+        description="DAR text query: the latest refined description (ours), or every turn's "
+        "refined description joined (DAR's code)",
+    )
     dar_image_weight_early: float = Field(0.2, ge=0.0, le=1.0, description="DAR w_v, turns 0-1")
     dar_image_weight_late: float = Field(0.5, ge=0.0, le=1.0, description="DAR w_v, turn 2 on")
+    stitch_descriptions: int = Field(
+        5, ge=1, le=16, description="STiTch: target descriptions written per query (published 5)"
+    )
+    stitch_transition: Literal["edit", "image", "none"] = Field(
+        "edit",
+        description="STiTch transition: edit (each description mixed with the edit text's "
+        "embedding, published), image (+ lambda (reference image - its caption), ours), none",
+    )
+    stitch_edit_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="STiTch: weight of the edit text in each description"
+    )
     transition_scale: float = Field(
-        1.0, ge=0.0, le=5.0, description="STiTch: lambda of the transition vector"
+        1.0, ge=0.0, le=5.0, description="STiTch: lambda of the image transition vector"
+    )
+    stitch_set_score: Literal["ct", "sinkhorn", "token-ot", "none"] = Field(
+        "ct",
+        description="STiTch rerank: ct (descriptions x views, bidirectional conditional "
+        "transport, published), sinkhorn (descriptions x views), token-ot (caption tokens x "
+        "patches, ours), none",
+    )
+    ct_temperature: float = Field(
+        0.001, gt=0.0, le=1.0, description="softmax temperature of ct on cosines (published)"
+    )
+    views: int = Field(
+        10, ge=1, le=32, description="augmented views per image when the index stores none"
+    )
+    view_augment: Literal["published", "gentle"] = Field(
+        "published", description="augmentation of views computed at query time"
+    )
+    llm_sees_reference: bool = Field(
+        False,
+        description="STiTch: send the reference image to the LLM (a vision-language model)",
     )
     ot_weight: float = Field(0.2, ge=0.0, le=1.0, description="OT share of the reranked score")
     ot_top_n: int = Field(50, ge=1, le=1000, description="candidates reranked by OT")
@@ -92,3 +130,23 @@ class AgentConfig(BaseModel):
     )
     max_steps: int = Field(8, ge=1, le=32, description="tool calls per turn before it must end")
     seed: int = 0
+
+
+# Named STiTch forms (``--stitch``): the published pipeline and our earlier variant.
+STITCH_VARIANTS: dict[str, dict[str, object]] = {
+    "published": {
+        "stitch_descriptions": 5,
+        "stitch_transition": "edit",
+        "stitch_set_score": "ct",
+    },
+    "token-ot": {
+        "stitch_descriptions": 1,
+        "stitch_transition": "image",
+        "stitch_set_score": "token-ot",
+    },
+}
+# Named DAR forms (``--dar``): DAR's code, and ours.
+DAR_VARIANTS: dict[str, dict[str, object]] = {
+    "published": {"dar_query": "joined", "n_generated": 1},
+    "ours": {"dar_query": "latest", "n_generated": 4},
+}

@@ -49,6 +49,7 @@ class Resources:
     question_bank: QuestionBank | None = None  # None: caption-mined, or vocabulary without texts
     _generator: Generator | None = field(default=None, repr=False)
     _patches: OrderedDict[int, torch.Tensor] = field(default_factory=OrderedDict, repr=False)
+    _views: OrderedDict[tuple, np.ndarray] = field(default_factory=OrderedDict, repr=False)
     _texts: OrderedDict[str, TextFeatures] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -90,6 +91,22 @@ class Resources:
                 self._texts.popitem(last=False)
         return feats
 
+    def pooled_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Pooled embeddings [len, D] of several texts: one forward pass for those not
+        cached yet (a STiTch turn's descriptions), the rest from :meth:`text`'s cache."""
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._texts]
+        if len(missing) > 1:
+            feats = self.embedder.encode_text(missing, tokens=True)
+            with self._lock:
+                for i, t in enumerate(missing):
+                    self._texts[t] = type(feats)(
+                        *(None if f is None else f[i : i + 1] for f in feats)
+                    )
+                while len(self._texts) > max(TEXT_CACHE_SIZE, len(missing)):
+                    self._texts.popitem(last=False)
+        return np.concatenate([self.text(t).pooled.numpy() for t in texts]).astype(np.float32)
+
     def patches(self, positions: Sequence[int]) -> torch.Tensor:
         """Patch features [len, P, D] of gallery images, computed once per image."""
         import torch
@@ -107,6 +124,31 @@ class Resources:
                     self._patches.popitem(last=False)
         with self._lock:
             return torch.stack([self._patches[p] for p in positions]).float()
+
+    def views(self, positions: Sequence[int], n: int, preset: str) -> np.ndarray:
+        """View sets [len, 1 + views, D] of gallery images: the plain embedding first, then
+        the index's stored views (``convir index --views``), else ``n`` views of the
+        ``preset`` computed now from the images and cached (``convir.models.views``)."""
+        plain = self.vectors[list(positions)][:, None, :]
+        if self.index.view_count:
+            return np.concatenate([plain, self.index.views_of(positions)], axis=1)
+        from convir.models.views import embed_views
+
+        keys = [(p, n, preset) for p in positions]
+        with self._lock:
+            missing = [k for k in dict.fromkeys(keys) if k not in self._views]
+        if missing:
+            images = [self.load_image(p) for p, _, _ in missing]
+            ids = [self.index.id_of(p) for p, _, _ in missing]
+            feats = embed_views(self.embedder, images, ids, n, preset)
+            with self._lock:
+                for k, f in zip(missing, feats, strict=True):
+                    self._views[k] = f
+                while len(self._views) > max(PATCH_CACHE_SIZE, len(keys)):
+                    self._views.popitem(last=False)
+        with self._lock:
+            extra = np.stack([self._views[k] for k in keys])
+        return np.concatenate([plain, extra], axis=1)
 
     @classmethod
     def from_index(

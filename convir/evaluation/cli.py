@@ -721,39 +721,4 @@ def run_command(
     typer.echo(f"wrote {out}/<strategy>.run.jsonl, summary.json, hits_at_10.png")
 
 
-@eval_app.command("composed")
-def composed_command(
-    gallery_size: int = typer.Option(1000, "--gallery-size", help="Testbed images to search."),
-    seed: int = typer.Option(0, "--seed", help="Testbed world seed."),
-    transition_scale: float = typer.Option(
-        1.0, "--transition-scale", help="lambda of the transition vector."
-    ),
-    ot_weight: float = typer.Option(0.2, "--ot-weight", help="OT share of the reranked score."),
-    as_json: bool = typer.Option(False, "--json", help="Print the table as one JSON object."),
-) -> None:
-    """STiTch on the testbed's composed queries: Recall@1/10/50 of the target caption alone,
-    + the transition vector, + OT rerank; for the rule-written and the ideal target caption."""
-    if not 100 <= gallery_size <= 100_000:
-        raise InputError(f"--gallery-size must be between 100 and 100,000, got {gallery_size}")
-    if not (0.0 <= transition_scale <= 5.0 and 0.0 < ot_weight <= 1.0):
-        raise InputError("--transition-scale must be in [0, 5] and --ot-weight in (0, 1]")
-    from convir.evaluation.composed import composed_table
-    from convir.testbed.edits import triplets
-    from convir.testbed.resources import testbed_resources
-    from convir.testbed.world import World
-
-    resources = testbed_resources(gallery_size, seed, generator=False, progress=not as_json)
-    world = World(seed=seed, size=gallery_size)
-    queries = triplets(world, seed)
-    table = composed_table(resources, world, queries, transition_scale, ot_weight)
-    if as_json:
-        typer.echo(json.dumps({"queries": len(queries), "table": table}))
-        return
-    typer.echo(f"{len(queries)} composed queries, gallery {gallery_size}, seed {seed}")
-    typer.echo(f"{'caption':>8} {'stage':>12} {'R@1':>6} {'R@10':>6} {'R@50':>6}")
-    for mode, stages in table.items():
-        for stage, r in stages.items():
-            typer.echo(
-                f"{mode:>8} {stage:>12} {r['recall_at_1']:6.3f} {r['recall_at_10']:6.3f} "
-                f"{r['recall_at_50']:6.3f}"
-            )
+from convir.evaluation import composed_cli  # noqa: E402, F401  (registers `eval composed`)

@@ -1,130 +1,88 @@
-"""Composed retrieval on the testbed: STiTch's three stages measured one by one.
+"""Composed retrieval on the testbed: STiTch's published pipeline, our variant, and ablations.
 
-For every (reference, edit, target) triplet of a testbed world: (1) the target caption alone
-as a text query, (2) the caption moved by the transition vector, (3) then the top
-``ot_top_n`` reranked by the bidirectional OT distance. Recall@K counts the target among the
-first K, the reference image excluded (as CIRR does).
+Every stage is one :class:`~convir.state.AgentConfig` and is measured through the agent a
+user runs (``ConvirAgent`` with the rule policy, one turn, no question): the query is the
+edit text and the reference image's gallery id, the agent writes the target descriptions,
+builds the first-stage query, searches and reranks exactly as in ``convir chat``. Recall@K
+counts the target among the first K; the agent never returns the reference (as CIRR).
 
-Two target captions: ``rules`` is what the agent writes without an LLM (the edit, then the
-reference caption); ``ideal`` is the target's true caption, i.e. what a perfect LLM would
-write from the reference caption and the edit: the ceiling of step (a) on this testbed.
+Stages (``STAGES``): ``caption`` (one description, no transition, no rerank) -> each
+transition -> k descriptions -> each set score; ``stitch`` is the published pipeline
+(5 descriptions, edit transition, conditional transport over 11 views) and
+``stitch-token-ot`` our earlier one (1 caption, image transition, token x patch OT).
+
+Two writers of the descriptions: ``rules`` (no LLM: ``target_descriptions``' rules over the
+reference caption) and ``ideal`` (an oracle in place of the LLM that returns the target's
+own captions in varied wordings: what a perfect vision-language model would write, the
+ceiling of step (a) on this testbed).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from convir.state import STITCH_VARIANTS
 
 if TYPE_CHECKING:
     from convir.agents.resources import Resources
     from convir.testbed.edits import Triplet
-    from convir.testbed.world import World
 
-CaptionMode = Literal["rules", "ideal"]
 KS = (1, 10, 50)
+_ONE = {"stitch_descriptions": 1}
+_NO_RERANK = {"stitch_set_score": "none"}
+STAGES: dict[str, dict[str, Any]] = {
+    "caption": {**_ONE, "stitch_transition": "none", **_NO_RERANK},
+    "+edit-transition": {**_ONE, "stitch_transition": "edit", **_NO_RERANK},
+    "+image-transition": {**_ONE, "stitch_transition": "image", **_NO_RERANK},
+    "descriptions": {"stitch_descriptions": 5, "stitch_transition": "none", **_NO_RERANK},
+    "descriptions+edit": {"stitch_descriptions": 5, "stitch_transition": "edit", **_NO_RERANK},
+    "stitch": dict(STITCH_VARIANTS["published"]),
+    "stitch-sinkhorn": {**STITCH_VARIANTS["published"], "stitch_set_score": "sinkhorn"},
+    "stitch-gentle-views": {**STITCH_VARIANTS["published"], "view_augment": "gentle"},
+    "stitch-token-ot": dict(STITCH_VARIANTS["token-ot"]),
+}
 
 
-def target_captions(
-    resources: Resources, world: World, triplets: list[Triplet], mode: CaptionMode
-) -> list[str]:
-    from convir.testbed.captions import full_caption
-    from convir.tools.refine_query import target_caption
-
-    assert resources.captions is not None
-    if mode == "ideal":
-        return [full_caption(world.scene(resources.index.position_of(t.target))) for t in triplets]
-    return [
-        target_caption(resources.captions[resources.index.position_of(t.reference)], t.text)[0]
-        for t in triplets
-    ]
+def recall_at(ranks: Sequence[int]) -> dict[str, float]:
+    """{"r1", "r10", "r50"} from 0-based ranks (a miss is any rank >= 50)."""
+    arr = np.asarray(ranks)
+    return {f"r{k}": round(float(np.mean(arr < k)), 4) for k in KS}
 
 
-def _ranks(found: np.ndarray, targets: np.ndarray, depth: int) -> np.ndarray:
-    """0-based rank of each row's target in ``found`` [Q, depth], or ``depth`` if absent."""
-    hit = found == targets[:, None]
-    return np.where(hit.any(axis=1), hit.argmax(axis=1), depth)
-
-
-def composed_recall(
+def stage_recall(
     resources: Resources,
-    world: World,
-    triplets: list[Triplet],
-    *,
-    caption: CaptionMode = "rules",
-    transition_scale: float = 1.0,
-    ot_weight: float = 0.0,
-    ot_top_n: int = 50,
+    triplets: Sequence[Triplet],
+    overrides: Mapping[str, Any],
+    knobs: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Recall@1/10/50 over the triplets for one configuration of the three stages."""
-    import torch
+    """Recall@1/10/50 of one stage: a one-turn STiTch conversation per triplet."""
+    from convir.agent import ConvirAgent
+    from convir.agents.policy import RulePolicy
+    from convir.state import AgentConfig
 
-    from convir.tools.ot_rerank import ot_rerank
-    from convir.tools.retrieve import query_vector
-
-    index, pos = resources.index, resources.index.position_of
-    captions = target_captions(resources, world, triplets, caption)
-    refs = np.array([pos(t.reference) for t in triplets])
-    targets = np.array([pos(t.target) for t in triplets])
-    text = resources.embedder.encode_text(captions, tokens=ot_weight > 0)
-    t = text.pooled.numpy()
-    t_ref = resources.embedder.encode_text([resources.captions[r] for r in refs]).pooled.numpy()
-    q = np.stack(
-        [
-            query_vector(
-                t[i],
-                "stitch" if transition_scale > 0 else "text",
-                reference_image=resources.vectors[refs[i]],
-                reference_text=t_ref[i],
-                transition_scale=transition_scale,
-            )
-            for i in range(len(triplets))
-        ]
-    )
-    depth = max(max(KS), ot_top_n)
-    scores, found = index.search(q, depth + 1)
-    keep = found != refs[:, None]  # drop the reference, keep ``depth`` per row
-    found = np.stack([row[k][:depth] for row, k in zip(found, keep, strict=True)])
-    scores = np.stack([row[k][:depth] for row, k in zip(scores, keep, strict=True)])
-    if ot_weight > 0:
-        for i in range(len(triplets)):
-            head = found[i, :ot_top_n]
-            _, order = ot_rerank(
-                torch.from_numpy(scores[i, :ot_top_n].copy()),
-                text.tokens[i],
-                text.mask[i],
-                resources.patches(head.tolist()),
-                weight=ot_weight,
-            )
-            found[i, :ot_top_n] = head[order.numpy()]
-    ranks = _ranks(found, targets, depth)
-    return {f"recall_at_{k}": float(np.mean(ranks < k)) for k in KS}
+    config = AgentConfig(strategy="stitch", top_k=max(KS), **{**(knobs or {}), **overrides})
+    agent = ConvirAgent(resources, RulePolicy(ask=False), config)
+    ranks = []
+    for i, t in enumerate(triplets):
+        ranking = agent.start(f"composed-{i}", t.text, reference_id=t.reference).ranking
+        ranks.append(ranking.index(t.target) if t.target in ranking else max(KS))
+    return recall_at(ranks)
 
 
-def composed_table(
+def composed_stages(
     resources: Resources,
-    world: World,
-    triplets: list[Triplet],
-    transition_scale: float,
-    ot_weight: float,
-) -> dict[str, dict[str, dict[str, float]]]:
-    """The three stages for both caption modes: {mode: {stage: recalls}}."""
-    table: dict[str, dict[str, dict[str, float]]] = {}
-    for mode in ("rules", "ideal"):
-        table[mode] = {
-            "caption": composed_recall(
-                resources, world, triplets, caption=mode, transition_scale=0.0
-            ),
-            "+transition": composed_recall(
-                resources, world, triplets, caption=mode, transition_scale=transition_scale
-            ),
-            "+ot_rerank": composed_recall(
-                resources,
-                world,
-                triplets,
-                caption=mode,
-                transition_scale=transition_scale,
-                ot_weight=ot_weight,
-            ),
-        }
-    return table
+    triplets: Sequence[Triplet],
+    stages: Sequence[str] = tuple(STAGES),
+    knobs: Mapping[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, dict[str, float]]:
+    """{stage: recalls} for the named stages, in order."""
+    out = {}
+    for name in stages:
+        out[name] = stage_recall(resources, triplets, STAGES[name], knobs)
+        if progress is not None:
+            progress(f"{name}: {out[name]}")
+    return out

@@ -126,10 +126,10 @@ def build_graph(
     graph = StateGraph(ConvState)
     graph.add_node("receive", receive_node(config))
     graph.add_node("policy", policy_node(policy, options, config))
-    graph.add_node("refine_query", refine_query.node(resources, refiner))
+    graph.add_node("refine_query", refine_query.node(resources, refiner, config))
     graph.add_node("generate_images", generate_images.node(resources, config))
     graph.add_node("retrieve", retrieve.node(resources, config, answers))
-    graph.add_node("ot_rerank", ot_rerank.node(resources, config))
+    graph.add_node("ot_rerank", ot_rerank.node(resources, config, answers))
     graph.add_node("ask_clarification", ask_clarification.node(resources, config, answers))
 
     graph.add_node("await_answer", ask_clarification.await_answer_node)

@@ -104,6 +104,21 @@ def index_command(
         "transformers image-to-text folder, or vlm:MODEL (an OpenAI-compatible server at "
         "CONVIR_LLM_URL).",
     ),
+    views: int = typer.Option(
+        0,
+        "--views",
+        min=0,
+        max=32,
+        help="Also embed N augmented views of every image (STiTch's set score; published: "
+        "10). Costs N forward passes per image once; without them STiTch computes views of "
+        "its top candidates at query time.",
+    ),
+    view_augment: str = typer.Option(
+        "published",
+        "--view-augment",
+        help="Views: 'published' (random resized crop + flip, STiTch's code) or 'gentle' "
+        "(crops of 80-100 percent, no flip: keeps positions; docs/stitch.md).",
+    ),
     use_ray: bool = typer.Option(
         False, "--ray", help="Embed with Ray Data on a Ray cluster (extra: convir[ray])."
     ),
@@ -139,6 +154,10 @@ def index_command(
         from convir.ray_cluster import require_ray
 
         require_ray()  # before loading a model: a missing extra fails at once
+    if views:
+        from convir.models.views import augment_of
+
+        augment_of(view_augment)  # an unknown preset fails before any work
     files = list_images(folder)  # before loading a model: a wrong folder fails at once
     text_model = None
     if captioner is not None:  # before embedding: a missing model or a down server fails now
@@ -196,6 +215,10 @@ def index_command(
     note = ""
     if captions is not None or text_model is not None:
         note = "; captions: " + _attach_captions(index, captions, text_model, captioner, progress)
+    if views:
+        from convir.index.views import attach_views
+
+        note += "; " + attach_views(index, embedder, views, view_augment, progress=progress)
     index.save(out)
     typer.echo(
         f"indexed {index.count} images, skipped {skipped}, wrote {out} ({index.factory}, "

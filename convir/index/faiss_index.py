@@ -17,6 +17,9 @@ File format: one zip archive (``gallery.index``) holding
     index.faiss         the FAISS index as written by ``faiss.write_index`` (stored, not deflated)
     captions.json       optional: one text per item (or null), from a captions file or a
                         captioning model; ``captions_source`` in the metadata says which
+    views.npy           optional: float16 [count, views, dim] embeddings of augmented views
+                        of every image (STiTch's set score; ``convir index --views N``);
+                        ``views`` and ``views_augment`` in the metadata
 
 Zip gives per-member CRC-32 checks (a damaged file fails to load instead of returning
 garbage) and can be inspected with standard tools. :meth:`GalleryIndex.save` writes a temp
@@ -50,6 +53,7 @@ META_MEMBER = "convir-index.json"
 IDS_MEMBER = "ids.json"
 PATHS_MEMBER = "paths.json"
 CAPTIONS_MEMBER = "captions.json"
+VIEWS_MEMBER = "views.npy"
 FAISS_MEMBER = "index.faiss"
 
 # Defaults measured by benchmarks/bench_index.py (table and reasoning: docs/performance.md).
@@ -119,6 +123,8 @@ class IndexMeta:
     image_root: str | None = None
     created: str = ""
     captions_source: str | None = None  # "file:NAME" or "captioner:NAME"; None: no captions
+    views: int = 0  # augmented views stored per image (0: none)
+    views_augment: str | None = None  # their preset (convir.models.views)
     metric: str = "inner_product"
     format: str = FORMAT
     version: int = FORMAT_VERSION
@@ -201,6 +207,8 @@ class GalleryIndex:
         self.model, self.pretrained, self.image_root = model, pretrained, image_root
         self._captions: list[str | None] | None = None
         self.captions_source: str | None = None
+        self._views: np.ndarray | None = None
+        self.views_augment: str | None = None
         self.created = datetime.now(UTC).isoformat(timespec="seconds")
         if self._ivf() is not None:
             self.nprobe = default_nprobe(self._ivf().nlist)
@@ -348,6 +356,8 @@ class GalleryIndex:
             image_root=self.image_root,
             created=self.created,
             captions_source=self.captions_source if self._captions is not None else None,
+            views=0 if self._views is None else int(self._views.shape[1]),
+            views_augment=self.views_augment if self._views is not None else None,
         )
 
     # -- captions -----------------------------------------------------------------------
@@ -365,6 +375,34 @@ class GalleryIndex:
             raise InputError(f"{len(captions)} captions for an index of {self.count} items")
         self._captions = [c if c is None else str(c) for c in captions]
         self.captions_source = source
+
+    # -- views --------------------------------------------------------------------------
+    @property
+    def view_count(self) -> int:
+        """Augmented views stored per image (0 when the index holds none)."""
+        return 0 if self._views is None else int(self._views.shape[1])
+
+    def views_of(self, positions: Sequence[int]) -> np.ndarray:
+        """Stored view embeddings [len(positions), views, dim] (float32)."""
+        if self._views is None:
+            raise InputError("this index holds no views; rebuild it with `convir index --views N`")
+        return self._views[[self._check_position(p) for p in positions]].astype(np.float32)
+
+    def set_views(self, views: Any, augment: str) -> None:
+        """Attach [count, n, dim] view embeddings (kept as float16: half the memory, and
+        cosines of unit vectors lose < 1e-3)."""
+        arr = np.asarray(views)
+        if (
+            arr.ndim != 3
+            or arr.shape[0] != self.count
+            or arr.shape[2] != self.dim
+            or not arr.shape[1]
+        ):
+            raise InputError(
+                f"views must be [{self.count}, n >= 1, {self.dim}]; got {list(arr.shape)}"
+            )
+        self._views = arr.astype(np.float16)
+        self.views_augment = augment
 
     # -- id <-> path ----------------------------------------------------------------------
     @property
@@ -558,6 +596,7 @@ class GalleryIndex:
                     if CAPTIONS_MEMBER in names
                     else None
                 )
+                views = _read_npy(zf.read(VIEWS_MEMBER)) if VIEWS_MEMBER in names else None
                 index = _read_faiss(zf)
         except IndexFileError:
             raise
@@ -586,6 +625,14 @@ class GalleryIndex:
                     "item); rebuild it with `convir index`"
                 )
             loaded.set_captions(captions, meta.captions_source or "unknown")
+        loaded._views, loaded.views_augment = None, None
+        if views is not None:
+            if views.ndim != 3 or views.shape[0] != len(ids) or views.shape[2] != index.d:
+                raise IndexFileError(
+                    f"{path} is inconsistent ({VIEWS_MEMBER} is {list(views.shape)}, not "
+                    f"[{len(ids)}, n, {index.d}]); rebuild it with `convir index`"
+                )
+            loaded.set_views(views, meta.views_augment or "unknown")
         return loaded
 
     def __repr__(self) -> str:
@@ -600,6 +647,8 @@ def _write_archive(raw: Any, index: GalleryIndex) -> None:
         zf.writestr(PATHS_MEMBER, json.dumps(index._paths, ensure_ascii=False))
         if index._captions is not None:
             zf.writestr(CAPTIONS_MEMBER, json.dumps(index._captions, ensure_ascii=False))
+        if index._views is not None:
+            zf.writestr(VIEWS_MEMBER, _npy_bytes(index._views))
         _write_faiss(zf, index._index)
 
 
@@ -635,3 +684,17 @@ def _fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _read_npy(raw: bytes) -> np.ndarray:
+    import io
+
+    return np.load(io.BytesIO(raw), allow_pickle=False)

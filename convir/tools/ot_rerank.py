@@ -39,6 +39,7 @@ from convir.state import AgentConfig, ConvState
 from convir.tools.sinkhorn import Method, solve
 
 if TYPE_CHECKING:
+    from convir.agents.answers import AnswerModel
     from convir.agents.resources import Resources
 
 
@@ -443,8 +444,14 @@ def _weights(
 # Graph node
 
 
-def node(resources: Resources, config: AgentConfig) -> Callable[[ConvState], dict]:
-    """Graph node: OT-rerank the top ``ot_top_n`` candidates against the state's query."""
+def node(
+    resources: Resources, config: AgentConfig, answers: AnswerModel | None = None
+) -> Callable[[ConvState], dict]:
+    """Graph node: rerank the top ``ot_top_n`` candidates.
+
+    STiTch turns use ``config.stitch_set_score``: a set score of the target descriptions
+    against each candidate's views (``ct``, ``sinkhorn``: ``convir.tools.set_scores``), our
+    token x patch OT (``token-ot``), or nothing; other turns use token x patch OT."""
 
     def ot_rerank_node(state: ConvState) -> dict:
         steps = [*state.get("steps", []), "ot_rerank"]
@@ -453,6 +460,10 @@ def node(resources: Resources, config: AgentConfig) -> Callable[[ConvState], dic
         n = min(config.ot_top_n, len(ids))
         if n < 2 or not query:
             return {"steps": steps, "transcript": ["ot_rerank: fewer than 2 candidates, skipped"]}
+        if state.get("strategy") == "stitch" and config.stitch_set_score != "token-ot":
+            from convir.tools.set_scores import set_rerank_update
+
+            return {"steps": steps, **set_rerank_update(resources, config, answers, state, n)}
         text = resources.text(query)  # retrieve encoded it this turn: a cache hit
         patches = resources.patches(resources.positions(ids[:n]))
         new_scores, order = ot_rerank(

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from convir.errors import LLMError
 from convir.models.refiner import Refiner, TemplateRefiner
-from convir.state import ConvState, Strategy
+from convir.state import AgentConfig, ConvState, Strategy
 
 if TYPE_CHECKING:
     from convir.agents.resources import Resources
@@ -86,23 +86,61 @@ def refine_query(
     return refiner.refine(list(dialogue))[:MAX_QUERY_CHARS], type(refiner).__name__
 
 
-def node(resources: Resources, refiner: Refiner) -> Callable[[ConvState], dict]:
-    """Graph node: refine the state's dialogue with the state's strategy."""
+def node(
+    resources: Resources, refiner: Refiner, config: AgentConfig | None = None
+) -> Callable[[ConvState], dict]:
+    """Graph node: refine the state's dialogue with the state's strategy.
+
+    DAR/text: one refined query, also kept per turn in ``refined`` (published DAR searches
+    all of them joined). STiTch: ``stitch_descriptions`` target descriptions, written once
+    per conversation from the reference and the edit (``target_descriptions``), each with
+    the facts of later answers appended; the first is the turn's ``query``.
+    """
+    config = config or AgentConfig()
 
     def refine_query_node(state: ConvState) -> dict:
-        ref = state.get("reference_id")
-        reference_caption = resources.caption_for(ref) if ref else None
+        if state.get("strategy", "dar") == "stitch":
+            return _stitch_update(resources, config, state)
         query, how = refine_query(
-            state.get("dialogue", []),
-            state.get("strategy", "dar"),
-            refiner,
-            reference_caption=reference_caption,
-            llm=resources.llm,
+            state.get("dialogue", []), state.get("strategy", "dar"), refiner, llm=resources.llm
         )
+        turn = state.get("turn", 0)
         return {
             "query": query,
+            "refined": [*state.get("refined", [])[:turn], query],
             "steps": [*state.get("steps", []), "refine_query"],
             "transcript": [f"refine_query ({how}): {query!r}"],
         }
 
     return refine_query_node
+
+
+def _stitch_update(resources: Resources, config: AgentConfig, state: ConvState) -> dict:
+    from convir.tools.target_descriptions import target_descriptions
+
+    dialogue = state.get("dialogue", [])
+    base = state.get("descriptions_base") if state.get("turn", 0) > 0 else None
+    how = "kept from the first turn"
+    if not base:
+        ref = state.get("reference_id")
+        image = None
+        if ref and resources.llm is not None and config.llm_sees_reference:
+            image = resources.load_image(resources.index.position_of(ref))
+        base, how = target_descriptions(
+            resources.caption_for(ref) if ref else None,
+            dialogue[0] if dialogue else "",
+            config.stitch_descriptions,
+            llm=resources.llm,
+            reference_image=image,
+            seed=config.seed,
+        )
+    facts = TemplateRefiner()
+    descriptions = [facts.refine([d, *dialogue[1:]])[:MAX_QUERY_CHARS] for d in base]
+    shown = "; ".join(repr(d) for d in dict.fromkeys(descriptions))
+    return {
+        "query": descriptions[0],
+        "descriptions": descriptions,
+        "descriptions_base": list(base),
+        "steps": [*state.get("steps", []), "refine_query"],
+        "transcript": [f"refine_query ({len(descriptions)} target descriptions by {how}): {shown}"],
+    }

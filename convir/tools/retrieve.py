@@ -81,6 +81,22 @@ def rescore(
     return cos.astype(np.float64) / temperature + answer_weight * answer_loglik
 
 
+def answers_loglik(
+    resources: Resources,
+    positions: np.ndarray | list[int],
+    turns: list[str],
+    answers: AnswerModel | None,
+    config: AgentConfig,
+    asked: dict[str, dict] | None = None,
+) -> np.ndarray:
+    """``sum_j log p(answer_j | x)`` per gallery position (zeros without answers)."""
+    pool = [int(p) for p in positions]
+    if answers is None or config.answer_weight <= 0 or not turns or not pool:
+        return np.zeros(len(pool))
+    texts = resources.captions_at(pool) if config.read_captions else None
+    return answers.answer_loglik(turns, resources.vectors[pool], asked, texts)
+
+
 def retrieve(
     resources: Resources,
     q: np.ndarray,
@@ -101,11 +117,7 @@ def retrieve(
     if exclude is not None:
         mask = positions != resources.index.position_of(exclude)
         cos, positions = cos[mask], positions[mask]
-    loglik = np.zeros(len(positions))
-    if answers is not None and config.answer_weight > 0 and turns:
-        pool = [int(p) for p in positions]
-        texts = resources.captions_at(pool) if config.read_captions else None
-        loglik = answers.answer_loglik(turns, resources.vectors[positions], asked, texts)
+    loglik = answers_loglik(resources, positions, turns, answers, config, asked)
     scores = rescore(cos, loglik, config.temperature, config.answer_weight)
     order = np.argsort(-scores, kind="stable")[: config.top_k]
     return [resources.index.id_of(int(positions[i])) for i in order], scores[order].tolist()
@@ -120,36 +132,28 @@ def node(
         steps = [*state.get("steps", []), "retrieve"]
         query = state.get("query") or " ".join(state.get("dialogue", [])[:1])
         strategy = state.get("strategy", "dar")
-        texts = [query]
         ref = state.get("reference_id") if strategy == "stitch" else None
-        uploaded = state.get("reference_vector") if strategy == "stitch" else None
-        ref_vector = None
-        if ref is not None:
-            ref_vector = resources.vectors[resources.index.position_of(ref)]
-        elif uploaded:
-            ref_vector = np.asarray(uploaded, dtype=np.float32)
-        ref_caption = resources.caption_for(ref) if ref is not None else None
-        if ref_caption:
-            texts.append(ref_caption)
-        emb = np.concatenate([resources.text(t).pooled.numpy() for t in texts])
-        generated = None
-        if strategy == "dar" and state.get("generated") and state.get("generated_for") == query:
-            generated = np.asarray(state["generated"], dtype=np.float32)
         w_v = dar_weight(state.get("turn", 0), config)
-        q = query_vector(
-            emb[0],
-            strategy,
-            generated=generated,
-            image_weight=w_v,
-            reference_image=ref_vector,
-            reference_text=emb[1] if ref_caption is not None else None,
-            transition_scale=config.transition_scale,
-        )
+        generated = None
+        if strategy == "stitch":
+            q, how = _stitch_vector(resources, config, state, ref)
+        else:
+            text = query
+            if strategy == "dar" and config.dar_query == "joined" and state.get("refined"):
+                text = ", ".join(state["refined"])
+            if strategy == "dar" and state.get("generated") and state.get("generated_for") == query:
+                generated = np.asarray(state["generated"], dtype=np.float32)
+            q = query_vector(
+                resources.text(text).pooled.numpy()[0],
+                strategy,
+                generated=generated,
+                image_weight=w_v,
+            )
+            how = f"w_v={w_v}" if generated is not None else strategy
         turns = state.get("dialogue", [])[1:]
         ids, scores = retrieve(
             resources, q, turns, answers, config, exclude=ref, asked=state.get("asked_options")
         )
-        how = f"w_v={w_v}" if generated is not None else strategy
         return {
             "candidates": ids,
             "scores": scores,
@@ -161,3 +165,28 @@ def node(
         }
 
     return retrieve_node
+
+
+def _stitch_vector(
+    resources: Resources, config: AgentConfig, state: ConvState, ref: str | None
+) -> tuple[np.ndarray, str]:
+    """STiTch's first-stage query and a note: the descriptions' mean after the transition."""
+    from convir.tools.stitch_query import description_vectors, stitch_query
+
+    ref_vector = ref_text = None
+    if config.stitch_transition == "image":
+        if ref is not None:
+            ref_vector = resources.vectors[resources.index.position_of(ref)]
+            caption = resources.caption_for(ref)
+            if caption:
+                ref_text = resources.text(caption).pooled.numpy()[0]
+        elif state.get("reference_vector"):
+            ref_vector = np.asarray(state["reference_vector"], dtype=np.float32)
+    q = stitch_query(
+        description_vectors(resources, state, config),
+        reference_image=ref_vector,
+        reference_text=ref_text,
+        transition_scale=config.transition_scale,
+    )
+    k = len(state.get("descriptions") or [1])
+    return q, f"stitch, {k} descriptions, {config.stitch_transition} transition"

@@ -7,7 +7,7 @@ from convir.agent import ConvirAgent, build_agent, checkpointer
 from convir.agents.policy import LLMAction, LLMPolicy, RulePolicy
 from convir.errors import InputError, LLMUnavailableError
 from convir.models.llm import ScriptedLLM
-from convir.state import AgentConfig
+from convir.state import DAR_VARIANTS, STITCH_VARIANTS, AgentConfig
 from convir.testbed.captions import partial_caption
 from convir.testbed.edits import triplets
 from convir.testbed.oracle import Oracle
@@ -115,8 +115,16 @@ def test_stitch_excludes_the_reference_and_reranks_with_ot(testbed, world):
     result = agent.start("c1", triplet.text, reference_id=triplet.reference)
     assert result.strategy == "stitch"
     assert triplet.reference not in result.ranking
-    assert any(line.startswith("ot_rerank: top 50 rescored") for line in result.transcript)
-    assert any("target caption by rules" in line for line in result.transcript)
+    lines = result.transcript
+    assert any(line.startswith("refine_query (5 target descriptions by rules)") for line in lines)
+    assert any("stitch, 5 descriptions, edit transition" in line for line in lines)
+    assert any(
+        line.startswith("ot_rerank (ct: 5 descriptions x 11 views): top 50 rescored")
+        for line in lines
+    )
+    state = agent.state("c1")
+    assert len(state["descriptions"]) == 5 and state["query"] == state["descriptions"][0]
+    assert state["descriptions"][0].startswith(triplet.text)
     with pytest.raises(InputError, match="not in the gallery"):
         agent.start("c2", "make it blue", reference_id="no-such-image")
     with pytest.raises(InputError, match="reference"):
@@ -148,7 +156,7 @@ def test_a_stitch_turn_encodes_each_text_once(testbed, world):
     counting = CountingEmbedder(testbed.embedder)
     res = replace(testbed, embedder=counting, _texts=OrderedDict(), _lock=threading.Lock())
     triplet = triplets(world)[1]
-    agent = build_agent(res, strategy="stitch")
+    agent = build_agent(res, strategy="stitch", **STITCH_VARIANTS["token-ot"])
     first = agent.start("s1", triplet.text, reference_id=triplet.reference)
     assert any(line.startswith("ot_rerank: top 50") for line in first.transcript)
     caption = testbed.captions[testbed.index.position_of(triplet.reference)]
@@ -158,6 +166,38 @@ def test_a_stitch_turn_encodes_each_text_once(testbed, world):
     counting.texts.clear()
     agent.reply("s1", "i don't know")
     assert caption not in counting.texts and counting.texts.count(agent.state("s1")["query"]) <= 1
+
+
+def test_a_published_stitch_turn_encodes_its_descriptions_in_one_call(testbed, world):
+    import threading
+    from collections import OrderedDict
+    from dataclasses import replace
+
+    counting = CountingEmbedder(testbed.embedder)
+    res = replace(testbed, embedder=counting, _texts=OrderedDict(), _lock=threading.Lock())
+    triplet = triplets(world)[2]
+    agent = build_agent(res, strategy="stitch")
+    agent.start("p1", triplet.text, reference_id=triplet.reference)
+    descriptions = agent.state("p1")["descriptions"]
+    for text in {*descriptions, triplet.text}:
+        assert counting.texts.count(text) == 1
+    counting.texts.clear()
+    agent.reply("p1", "i don't know")  # no new fact: the same descriptions, all cached
+    assert agent.state("p1")["descriptions"] == descriptions
+    assert not set(descriptions) & set(counting.texts)
+
+
+def test_published_dar_searches_every_turns_description_joined(testbed, world):
+    agent = build_agent(testbed, strategy="dar", **DAR_VARIANTS["published"])
+    agent.start("d1", "a red circle")
+    agent.reply("d1", "yes")
+    state = agent.state("d1")
+    assert len(state["refined"]) == 2 and state["refined"][-1] == state["query"]
+    joined = ", ".join(state["refined"])
+    assert joined in testbed._texts  # the text the search encoded
+    ours = build_agent(testbed, strategy="dar", dar_query="latest")
+    ours.start("d2", "a blue square")
+    assert ours.state("d2")["refined"] == [ours.state("d2")["query"]]
 
 
 def scripted_llm(actions):
