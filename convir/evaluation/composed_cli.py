@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import typer
 
@@ -48,9 +49,33 @@ def composed_command(
     ot_weight: float = typer.Option(0.2, "--ot-weight", help="token-ot share of the score."),
     views: int = typer.Option(10, "--views", help="Augmented views per image."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    benchmark: str | None = typer.Option(
+        None, "--benchmark", help="cirr, circo or fashioniq: run on a real benchmark's queries."
+    ),
+    index: Path | None = typer.Option(None, "--index", help="--benchmark: the indexed images."),
+    annotations: Path | None = typer.Option(
+        None, "--annotations", help="--benchmark: the captions / queries file of the split."
+    ),
+    split: str = typer.Option("val", "--split", help="--benchmark: val (scored) or test."),
+    out: Path = typer.Option(
+        Path("composed-run"), "--out", help="--benchmark: folder for run, scores, submission."
+    ),
+    stitch: str = typer.Option(
+        "published", "--stitch", help="--benchmark: STiTch form, published or token-ot."
+    ),
+    use_llm: bool = typer.Option(
+        False, "--llm", help="--benchmark: target descriptions by the LLM at CONVIR_LLM_URL."
+    ),
+    vlm: bool = typer.Option(
+        False, "--vlm", help="--benchmark: send the reference image to that LLM (a VLM)."
+    ),
 ) -> None:
     """Recall@1/10/50 of STiTch's stages on the testbed's composed queries, through the
-    agent; 'stages' are the rule-written descriptions, 'ideal' the oracle's."""
+    agent ('stages': rule-written descriptions, 'ideal': the oracle's); with --benchmark, a
+    real benchmark's queries over an indexed folder (run file, scores, submission files)."""
+    if benchmark is not None:
+        _benchmark(benchmark, index, annotations, split, out, stitch, use_llm, vlm, as_json)
+        return
     from convir.evaluation.composed import composed_stages
     from convir.state import AgentConfig
     from convir.testbed.edits import triplets
@@ -95,3 +120,59 @@ def composed_command(
         for stage, r in out.get(key, {}).items():
             typer.echo(f"{writer:>12} {stage:>20} {r['r1']:6.3f} {r['r10']:6.3f} {r['r50']:6.3f}")
     sys.stdout.flush()
+
+
+def _benchmark(
+    benchmark: str,
+    index: Path | None,
+    annotations: Path | None,
+    split: str,
+    out: Path,
+    stitch: str,
+    use_llm: bool,
+    vlm: bool,
+    as_json: bool,
+) -> None:
+    from convir.agent import ConvirAgent
+    from convir.agents.policy import RulePolicy
+    from convir.chat import _resources
+    from convir.evaluation.composed_benchmark import (
+        BENCHMARKS,
+        gallery_ids,
+        load_queries,
+        run_benchmark,
+        write_outputs,
+    )
+    from convir.state import STITCH_VARIANTS, AgentConfig
+
+    if benchmark not in BENCHMARKS:
+        raise InputError(f"--benchmark must be one of {', '.join(BENCHMARKS)}; got {benchmark!r}")
+    if index is None or annotations is None:
+        raise InputError("--benchmark needs --index (the indexed images) and --annotations")
+    if split not in ("val", "test"):
+        raise InputError(f"--split must be val or test; got {split!r}")
+    if stitch not in STITCH_VARIANTS:
+        raise InputError(f"--stitch must be one of {', '.join(STITCH_VARIANTS)}; got {stitch!r}")
+    if vlm and not use_llm:
+        raise InputError("--vlm sends the reference image to the LLM: add --llm")
+    queries, records = load_queries(benchmark, annotations)
+    resources = _resources(index, None, None, None, None, False, use_llm)
+    config = AgentConfig(
+        strategy="stitch", top_k=100, llm_sees_reference=vlm, **STITCH_VARIANTS[stitch]
+    )
+    gallery_ids(resources, benchmark, queries)  # a wrong folder fails before any work
+    agent = ConvirAgent(resources, RulePolicy(ask=False), config)
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(queries), desc=benchmark, unit="query", disable=as_json, file=sys.stderr)
+    rankings = run_benchmark(agent, benchmark, queries, lambda n: bar.update(1))
+    bar.close()
+    written = write_outputs(out, benchmark, split, rankings, records)
+    if as_json:
+        typer.echo(json.dumps({"benchmark": benchmark, "split": split, **written}))
+        return
+    typer.echo(f"{len(queries)} {benchmark} {split} queries; wrote {written['run']}")
+    if "scores" in written:
+        typer.echo(json.dumps(written["scores"]))
+    for path in written.get("submission", []):
+        typer.echo(f"submission: {path}")

@@ -68,7 +68,7 @@ def test_views_depend_on_the_item_not_on_the_batch():
     emb = CountingEmbedder()
     together = embed_views(emb, images, ids, 6, "published")
     alone = np.concatenate(
-        [embed_views(emb, [im], [i], 6, "published") for im, i in zip(images, ids)]
+        [embed_views(emb, [im], [i], 6, "published") for im, i in zip(images, ids, strict=True)]
     )
     assert together.shape == (4, 6, 3) and emb.images == 48
     np.testing.assert_allclose(together, alone, atol=1e-6)
