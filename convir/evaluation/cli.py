@@ -213,8 +213,20 @@ class Strategy(StrEnum):
     concat = "concat"
     text = "text"
     dar = "dar"
+    dar_published = "dar-published"
+    dar_ours = "dar-ours"
     stitch = "stitch"
     auto = "auto"
+
+
+def _agent_strategy(label: str) -> tuple[str, dict[str, Any]]:
+    """(the agent's strategy, config overrides) of a --strategy label: ``dar-published`` and
+    ``dar-ours`` are DAR with ``convir.state.DAR_VARIANTS``; others are the agent defaults."""
+    from convir.state import DAR_VARIANTS
+
+    if label.startswith("dar-"):
+        return "dar", dict(DAR_VARIANTS[label.removeprefix("dar-")])
+    return label, {}
 
 
 class Policy(StrEnum):
@@ -449,14 +461,16 @@ def _build(spec: _RunSpec) -> tuple[_Setup, dict[str, Any]]:
         for mode in spec.modes:
             name = label if len(spec.modes) == 1 else f"{label}-{mode}"
             resources, how = _with_bank(setup.resources, mode)
+            strategy, overrides = _agent_strategy(label)
             # in memory, the testbed's texts are its ground truth: answers are not read off them
             systems[name] = factory(
                 resources,
-                label,
+                strategy,
                 spec.policy.value,
                 how,
                 seed=spec.seed,
                 read_captions=spec.chatir or spec.via_index is not None,
+                **overrides,
             )
     return setup, systems
 
