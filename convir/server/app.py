@@ -34,7 +34,13 @@ from convir.server.models import (
     UploadOut,
 )
 from convir.server.streaming import run_turn
-from convir.server.uploads import MAX_UPLOAD_BYTES, UploadStore, UploadTooLargeError
+from convir.server.uploads import (
+    MAX_UPLOAD_BYTES,
+    UnsupportedUploadError,
+    UploadStore,
+    UploadTooLargeError,
+)
+from convir.state import MAX_MESSAGE_CHARS
 
 if TYPE_CHECKING:
     from convir.agent import ConvirAgent
@@ -47,8 +53,12 @@ SessionId = Annotated[str, Path(pattern=ID_PATTERN, description="from POST /sess
 UploadId = Annotated[str, Path(pattern=ID_PATTERN, description="from POST /uploads")]
 Top = Annotated[int, Query(ge=1, le=100, description="results returned")]
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem} for code in (400, 401, 404, 409, 413, 422)
+    code: {"model": Problem} for code in (400, 401, 404, 409, 411, 413, 415, 422)
 }
+
+
+MAX_JSON_BYTES = 64 * 1024  # a message is <= 2,000 characters: 64 kB is ample
+MAX_REPORTED_ERRORS = 3
 
 
 def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = None) -> FastAPI:
@@ -84,6 +94,19 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
                     401,
                     headers={"WWW-Authenticate": "Bearer"},
                 )
+        if request.method in ("POST", "PUT", "PATCH") and request.url.path != "/uploads":
+            length = request.headers.get("content-length", "")
+            if not length.isdigit() and request.headers.get("transfer-encoding"):
+                return JSONResponse({"detail": "JSON bodies need a Content-Length header"}, 411)
+            if length.isdigit() and int(length) > MAX_JSON_BYTES:
+                return JSONResponse(
+                    {
+                        "detail": f"request body is {int(length):,} bytes, limit "
+                        f"{MAX_JSON_BYTES:,}; messages are at most {MAX_MESSAGE_CHARS:,} "
+                        "characters"
+                    },
+                    413,
+                )
         if request.url.path == "/uploads" and request.method == "POST":
             length = request.headers.get("content-length", "")
             if not length.isdigit():  # a chunked body of unknown size would be parsed first
@@ -100,16 +123,20 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
         parts = []
-        for err in exc.errors():
+        for err in errors[:MAX_REPORTED_ERRORS]:  # a short reply that never echoes the body
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-            parts.append(f"{where}: {err.get('msg', 'invalid')}")
+            parts.append(f"{where[:60]}: {str(err.get('msg', 'invalid'))[:120]}")
+        if len(errors) > MAX_REPORTED_ERRORS:
+            parts.append(f"and {len(errors) - MAX_REPORTED_ERRORS:,} more errors")
         detail = "; ".join(parts) or "invalid request"
         return JSONResponse({"detail": f"{detail} (see /docs for the request format)"}, 422)
 
     @app.exception_handler(ConvirError)
     async def refused(request: Request, exc: ConvirError) -> JSONResponse:
         status = 413 if isinstance(exc, UploadTooLargeError) else 400
+        status = 415 if isinstance(exc, UnsupportedUploadError) else status
         status = 409 if isinstance(exc, SessionBusyError) else status
         return JSONResponse({"detail": str(exc)}, status)
 
@@ -297,11 +324,11 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
     def get_upload(
         upload_id: UploadId,
     ) -> Response:
-        """An uploaded image as the server stored it (re-encoded PNG)."""
+        """An uploaded image: the bytes received, with their format's media type."""
         item = uploads.get(upload_id)
         if item is None:
             raise HTTPException(404, f"no upload {upload_id}; uploads are kept in memory only")
-        return Response(item.png, media_type="image/png", headers=_CACHE)
+        return Response(item.data, media_type=item.media_type, headers=_CACHE)
 
     @app.get("/", include_in_schema=False)
     def page(request: Request) -> Response:

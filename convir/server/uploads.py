@@ -1,9 +1,13 @@
-"""Uploaded images: verified like indexed files, kept in memory, embedded once.
+"""Uploaded images: verified like indexed files, kept in memory within a byte budget.
 
 An upload is untrusted bytes, so it passes the same checks as a file the indexer reads
 (:func:`convir.index.folder.load_image`: non-empty, a known image format, pixel count read
-from the header before decoding) plus a byte cap. What is kept is a re-encoded PNG, never
-the client's bytes, under a server-made id; the store forgets the oldest upload when full.
+from the header before decoding) plus a byte cap and a format allow-list read from the
+header before any decoder runs (PNG, JPEG, WebP, GIF's first frame, BMP: anything else is
+HTTP 415, so e.g. EPS never reaches Ghostscript). What is kept is the bytes received (after
+verification: a 3 MB JPEG stays 3 MB, where a re-encoded PNG of it took 46 MB) under a
+server-made id; the store forgets the oldest uploads when it holds more than
+``MAX_STORED`` images or ``MAX_STORED_BYTES`` bytes.
 """
 
 from __future__ import annotations
@@ -25,16 +29,29 @@ if TYPE_CHECKING:
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 16_000_000  # 4000 x 4000
 MAX_STORED = 256  # uploads kept; the oldest goes first
+MAX_STORED_BYTES = 256 * 1024 * 1024  # and at most this many bytes of them
+MEDIA_TYPES = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+}
 
 
 class UploadTooLargeError(InputError):
     """The upload is over the byte or pixel cap (HTTP 413)."""
 
 
+class UnsupportedUploadError(InputError):
+    """The upload is an image format outside the allow-list (HTTP 415)."""
+
+
 @dataclass(frozen=True)
 class Upload:
     id: str
-    png: bytes
+    data: bytes  # as received, verified
+    media_type: str
     width: int
     height: int
     vector: np.ndarray  # [D] unit embedding, for nearest-gallery lookups
@@ -43,25 +60,38 @@ class Upload:
 class UploadStore:
     """Verified uploads by id; safe to use from many request threads."""
 
-    def __init__(self, embedder: Embedder, capacity: int = MAX_STORED) -> None:
+    def __init__(
+        self, embedder: Embedder, capacity: int = MAX_STORED, max_bytes: int = MAX_STORED_BYTES
+    ) -> None:
         self.embedder = embedder
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self._items: OrderedDict[str, Upload] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
-    def add(self, data: bytes, max_pixels: int = MAX_UPLOAD_PIXELS) -> Upload:
-        """Verify, re-encode and embed ``data``; raise :class:`InputError` saying why not."""
-        image = verify_image(data, max_pixels)
-        import io
+    @property
+    def stored_bytes(self) -> int:
+        with self._lock:
+            return self._bytes
 
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def add(self, data: bytes, max_pixels: int = MAX_UPLOAD_PIXELS) -> Upload:
+        """Verify and embed ``data``; raise :class:`InputError` saying why not."""
+        image, fmt = verify_image(data, max_pixels)
         vector = self.embedder.encode_images([image]).pooled[0].numpy()
-        item = Upload(uuid.uuid4().hex, buffer.getvalue(), image.width, image.height, vector)
+        item = Upload(uuid.uuid4().hex, bytes(data), MEDIA_TYPES[fmt], *image.size, vector)
         with self._lock:
             self._items[item.id] = item
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+            self._bytes += len(item.data)
+            while len(self._items) > 1 and (
+                len(self._items) > self.capacity or self._bytes > self.max_bytes
+            ):
+                _, old = self._items.popitem(last=False)
+                self._bytes -= len(old.data)
         return item
 
     def get(self, upload_id: str) -> Upload | None:
@@ -69,8 +99,32 @@ class UploadStore:
             return self._items.get(upload_id)
 
 
-def verify_image(data: bytes, max_pixels: int = MAX_UPLOAD_PIXELS) -> Image.Image:
-    """The decoded RGB image, after the indexer's checks; the bytes never touch a known path."""
+def image_format(data: bytes) -> str:
+    """The allow-listed format named by the header (nothing is decoded), else 415."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data), formats=list(MEDIA_TYPES)) as probe:
+            return str(probe.format)
+    except (UnidentifiedImageError, OSError, ValueError):
+        pass
+    try:  # known to Pillow, but not allowed: say which (its decoder never runs)
+        with Image.open(io.BytesIO(data)) as probe:
+            other = probe.format
+    except Exception:
+        other = None
+    if other:
+        raise UnsupportedUploadError(
+            f"upload rejected: {other} images are not accepted; send PNG, JPEG, WebP, GIF or BMP"
+        )
+    return ""
+
+
+def verify_image(data: bytes, max_pixels: int = MAX_UPLOAD_PIXELS) -> tuple[Image.Image, str]:
+    """(the decoded RGB image, its format) after the indexer's checks and the allow-list;
+    the bytes never touch a known path."""
     import os
     import tempfile
 
@@ -80,11 +134,17 @@ def verify_image(data: bytes, max_pixels: int = MAX_UPLOAD_PIXELS) -> Image.Imag
         raise UploadTooLargeError(
             f"upload is {len(data):,} bytes, limit {MAX_UPLOAD_BYTES:,}; send a smaller image"
         )
+    fmt = image_format(data) if data else ""
+    if data and not fmt:
+        raise InputError(
+            "upload rejected: not an image (unknown format or damaged header); send a PNG or "
+            "JPEG image"
+        )
     fd, path = tempfile.mkstemp(prefix="convir-upload-")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        return load_image(path, max_pixels)
+        return load_image(path, max_pixels), fmt
     except UnreadableImageError as exc:
         if "too large" in exc.reason:
             raise UploadTooLargeError(

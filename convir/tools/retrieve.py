@@ -170,23 +170,12 @@ def node(
 def _stitch_vector(
     resources: Resources, config: AgentConfig, state: ConvState, ref: str | None
 ) -> tuple[np.ndarray, str]:
-    """STiTch's first-stage query and a note: the descriptions' mean after the transition."""
-    from convir.tools.stitch_query import description_vectors, stitch_query
+    """STiTch's first-stage query and a note: the descriptions' mean after the transitions."""
+    from convir.tools.stitch_query import description_vectors, stitch_query, uses_image_transition
 
-    ref_vector = ref_text = None
-    if config.stitch_transition == "image":
-        if ref is not None:
-            ref_vector = resources.vectors[resources.index.position_of(ref)]
-            caption = resources.caption_for(ref)
-            if caption:
-                ref_text = resources.text(caption).pooled.numpy()[0]
-        elif state.get("reference_vector"):
-            ref_vector = np.asarray(state["reference_vector"], dtype=np.float32)
-    q = stitch_query(
-        description_vectors(resources, state, config),
-        reference_image=ref_vector,
-        reference_text=ref_text,
-        transition_scale=config.transition_scale,
-    )
+    q = stitch_query(description_vectors(resources, state, config))
+    how = config.stitch_transition
+    if how == "edit" and uses_image_transition(resources, state, config):
+        how += " + image"
     k = len(state.get("descriptions") or [1])
-    return q, f"stitch, {k} descriptions, {config.stitch_transition} transition"
+    return q, f"stitch, {k} descriptions, {how} transition"

@@ -8,13 +8,16 @@ Transitions (``AgentConfig.stitch_transition``):
   every description toward what must change. The first-stage query is the unit mean of the
   moved descriptions (the code's "base" query: the mean of the descriptions' mean and the
   instruction, up to normalisation).
-- ``image`` (ours): the unit mean of the descriptions plus ``lambda (v_ref - t_ref)``, the
-  reference image's embedding minus its caption's: what the caption leaves out of the
-  reference's look (and the modality gap), carried over to the target.
-- ``none``: the unit mean of the descriptions.
+- ``image`` (ours): each description plus ``lambda (v_ref - t_ref)``, the reference image's
+  embedding minus its caption's: what the caption leaves out of the reference's look (and
+  the modality gap), carried over to the target. With one description this is our earlier
+  ``unit(t) + lambda (v_ref - t_ref)``.
+- ``none``: the descriptions as written.
 
-The set score of step (c) compares the *moved* descriptions with each candidate's views
-(``convir.tools.set_scores``); with ``image`` or ``none`` the descriptions are not moved.
+The first-stage query is the unit mean of the moved descriptions, and the set score of
+step (c) compares the same moved descriptions with each candidate's views
+(``convir.tools.set_scores``). When step (a) never saw the reference (no caption, no VLM:
+an upload), ``edit`` also gets the image transition, or the reference would not count.
 """
 
 from __future__ import annotations
@@ -43,28 +46,58 @@ def moved_descriptions(
     return _unit_rows(d).astype(np.float32)
 
 
-def stitch_query(
+def image_transition(
     descriptions: np.ndarray,
-    *,
-    reference_image: np.ndarray | None = None,
-    reference_text: np.ndarray | None = None,
-    transition_scale: float = 0.0,
+    reference_image: np.ndarray,
+    reference_text: np.ndarray | None,
+    scale: float,
 ) -> np.ndarray:
-    """The unit first-stage query [D] from (moved) descriptions [K, D]; with a reference
-    image and ``transition_scale > 0``, plus the image transition."""
-    q = _unit_rows(descriptions.astype(np.float64).mean(axis=0))
-    if reference_image is not None and transition_scale > 0:
-        ref_text = reference_text if reference_text is not None else 0.0
-        q = q + transition_scale * (reference_image.astype(np.float64) - ref_text)
-    return _unit_rows(q).astype(np.float32)
+    """Unit rows ``t_k + scale (v_ref - t_ref)`` (``t_ref = 0`` without a caption)."""
+    shift = reference_image.astype(np.float64) - (
+        0.0 if reference_text is None else reference_text.astype(np.float64)
+    )
+    return _unit_rows(descriptions.astype(np.float64) + scale * shift).astype(np.float32)
+
+
+def stitch_query(descriptions: np.ndarray) -> np.ndarray:
+    """The unit first-stage query [D]: the mean of the (moved) descriptions [K, D]."""
+    return _unit_rows(descriptions.astype(np.float64).mean(axis=0)).astype(np.float32)
+
+
+def reference_unseen(resources: Resources, state: ConvState, config: AgentConfig) -> bool:
+    """Whether step (a) wrote the descriptions without seeing the reference: no caption of
+    it (an upload, or a gallery without texts) and no VLM shown the image."""
+    ref = state.get("reference_id")
+    caption = resources.caption_for(ref) if ref else None
+    return not caption and not (resources.llm is not None and config.llm_sees_reference)
+
+
+def uses_image_transition(resources: Resources, state: ConvState, config: AgentConfig) -> bool:
+    """``image`` transition configured, or ``edit`` with a reference step (a) never saw (so
+    the reference image still shapes the query: the image transition is added)."""
+    if config.stitch_transition == "image":
+        return True
+    return config.stitch_transition == "edit" and reference_unseen(resources, state, config)
 
 
 def description_vectors(resources: Resources, state: ConvState, config: AgentConfig) -> np.ndarray:
-    """The turn's description vectors [K, D] (moved by the edit when configured); the same
-    cached text features serve ``retrieve`` and ``ot_rerank``."""
+    """The turn's description vectors [K, D] after the transitions; the same cached text
+    features serve ``retrieve`` and ``ot_rerank``."""
     texts = state.get("descriptions") or [state.get("query", "")]
-    pooled = resources.pooled_texts(texts)
+    vectors = resources.pooled_texts(texts)
     edit = None
     if config.stitch_transition == "edit" and state.get("dialogue"):
         edit = resources.pooled_texts([state["dialogue"][0]])
-    return moved_descriptions(pooled, edit, config.stitch_edit_weight)
+    vectors = moved_descriptions(vectors, edit, config.stitch_edit_weight)
+    if not uses_image_transition(resources, state, config):
+        return vectors
+    ref = state.get("reference_id")
+    if ref:
+        ref_image = resources.vectors[resources.index.position_of(ref)]
+        caption = resources.caption_for(ref)
+        ref_text = resources.pooled_texts([caption])[0] if caption else None
+    elif state.get("reference_vector"):
+        ref_image, ref_text = np.asarray(state["reference_vector"], dtype=np.float32), None
+    else:
+        return vectors
+    return image_transition(vectors, ref_image, ref_text, config.transition_scale)

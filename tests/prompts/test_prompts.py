@@ -17,12 +17,14 @@ def test_the_shipped_prompts_load_with_versions_and_variables():
         "dar_refine",
         "policy_action",
         "stitch_target_caption",
+        "stitch_target_descriptions",
         "user_answer",
         "user_answer_image",
     ]
     variables = {
         "dar_refine": ("dialogue",),
         "stitch_target_caption": ("reference_caption", "edit"),
+        "stitch_target_descriptions": ("reference_caption", "edit", "k"),
         "ask_question": ("dialogue", "candidates"),
         "policy_action": ("state",),
         "user_answer": ("caption", "question"),

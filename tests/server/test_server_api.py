@@ -4,6 +4,7 @@ import io
 import json
 import threading
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -278,3 +279,47 @@ def test_an_uploaded_image_is_the_reference_of_a_composed_query(make_client, ser
         json={"message": "x", "upload_id": upload_id, "reference_id": triplet.reference},
     )
     assert both.status_code == 400 and "not both" in both.json()["detail"]
+
+
+def test_only_allow_listed_formats_are_kept_and_as_the_bytes_received(client, server_resources):
+    image = server_resources.load_image(5)
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=90)
+    ok = client.post("/uploads", files={"file": ("a.jpg", buf.getvalue(), "image/jpeg")})
+    assert ok.status_code == 201
+    stored = client.get(ok.json()["image_url"])
+    assert stored.content == buf.getvalue() and stored.headers["content-type"] == "image/jpeg"
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n" + b"%" * 100
+    refused = client.post("/uploads", files={"file": ("a.eps", eps, "application/postscript")})
+    assert refused.status_code == 415 and "EPS images are not accepted" in refused.json()["detail"]
+    tiff = io.BytesIO()
+    image.save(tiff, format="TIFF")
+    refused = client.post("/uploads", files={"file": ("a.tif", tiff.getvalue(), "image/tiff")})
+    assert refused.status_code == 415 and "TIFF" in refused.json()["detail"]
+
+
+def test_the_upload_store_keeps_within_its_byte_budget(server_resources):
+    from convir.server.uploads import UploadStore
+
+    rng = np.random.default_rng(0)
+    files = [
+        png_bytes(Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)))
+        for _ in range(6)
+    ]
+    budget = 3 * max(map(len, files))
+    store = UploadStore(server_resources.embedder, capacity=100, max_bytes=budget)
+    ids = []
+    for data in files:
+        ids.append(store.add(data).id)
+        assert store.stored_bytes <= budget
+    assert store.get(ids[-1]) is not None and store.get(ids[0]) is None
+    assert 1 <= len(store) < 6
+
+
+def test_json_bodies_are_capped_before_parsing_and_errors_do_not_echo_them(client):
+    big = client.post("/sessions", json={"message": "a" * 100_000})
+    assert big.status_code == 413 and "limit 65,536" in big.json()["detail"]
+    extra = {"message": "a red circle", **{f"k{i:05d}": i for i in range(3000)}}
+    reply = client.post("/sessions", json=extra)
+    assert reply.status_code == 422 and len(reply.content) < 600
+    assert "k00000" in reply.json()["detail"] and "more errors" in reply.json()["detail"]
