@@ -129,6 +129,9 @@ class ConvirAgent:
         message: str,
         reference_id: str | None = None,
         reference_vector: Sequence[float] | None = None,
+        *,
+        key: str | None = None,
+        durability: str | None = None,
     ) -> Iterator[tuple[str, dict] | TurnResult]:
         """Like :meth:`start`, yielding ``(node, update)`` as each node finishes, then the result."""
         cfg = self._cfg(thread_id)
@@ -151,12 +154,17 @@ class ConvirAgent:
             raise InputError("strategy stitch needs a reference image (reference_id)")
         payload = {
             "message": str(message),
+            "message_key": key,
             "reference_id": reference_id,
             "reference_vector": vector,
         }
-        return self._stream(payload, cfg, 0)
+        return self._stream(payload, cfg, 0, durability)
 
-    def reply_stream(self, thread_id: str, message: str) -> Iterator[tuple[str, dict] | TurnResult]:
+    def reply_stream(
+        self, thread_id: str, message: str, *, key: str | None = None
+    ) -> Iterator[tuple[str, dict] | TurnResult]:
+        """Like :meth:`reply`, yielding each node's update, then the result. ``key`` (a
+        client's idempotency key) is stored with the turn, in the same checkpoint."""
         from langgraph.types import Command
 
         cfg = self._cfg(thread_id)
@@ -165,13 +173,31 @@ class ConvirAgent:
             raise InputError(f"no conversation {thread_id!r}; start() it first")
         seen = len(state.get("transcript", []))
         if self.pending_question(thread_id) is not None:
-            return self._stream(Command(resume=str(message)), cfg, seen)
-        return self._stream({"message": str(message)}, cfg, seen)
+            command = Command(resume=str(message), update={"message_key": key})
+            return self._stream(command, cfg, seen)
+        return self._stream({"message": str(message), "message_key": key}, cfg, seen)
+
+    def unfinished(self, thread_id: str) -> bool:
+        """Whether the last turn stopped midway (the process died during it): the graph has
+        steps left and is not waiting for an answer."""
+        snap = self.graph.get_state(self._cfg(thread_id))
+        return bool(snap.next) and not getattr(snap, "interrupts", ())
+
+    def resume_stream(self, thread_id: str) -> Iterator[tuple[str, dict] | TurnResult]:
+        """Finish a turn that stopped midway, from its last checkpoint."""
+        seen = len(self.state(thread_id).get("transcript", []))
+        return self._stream(None, self._cfg(thread_id), seen)
+
+    def current(self, thread_id: str) -> TurnResult:
+        """The conversation's latest turn result, as it stands (no new turn)."""
+        return self._result(thread_id, len(self.state(thread_id).get("transcript", [])))
 
     def _stream(
-        self, payload: Any, cfg: dict, seen: int
+        self, payload: Any, cfg: dict, seen: int, durability: str | None = None
     ) -> Iterator[tuple[str, dict] | TurnResult]:
-        chunks = self.graph.stream(payload, cfg, stream_mode="updates", durability=self.durability)
+        chunks = self.graph.stream(
+            payload, cfg, stream_mode="updates", durability=durability or self.durability
+        )
         for chunk in chunks:
             for node, update in chunk.items():
                 if node != "__interrupt__":

@@ -32,6 +32,7 @@ class ConvState(TypedDict, total=False):
     """One conversation. ``dialogue`` is ChatIR's shape: [opening, "question? answer", ...]."""
 
     message: str  # the newest user message, not yet folded into the dialogue
+    message_key: str | None  # the client's idempotency key of the turn's message, if any
     dialogue: list[str]
     reference_id: str | None  # gallery id of a reference image (composed query), if any
     reference_vector: list[float] | None  # embedding of an uploaded reference image, if any

@@ -15,7 +15,7 @@ import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, File, HTTPException, Path, Query, Request, UploadFile
+from fastapi import FastAPI, File, Header, HTTPException, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
@@ -52,6 +52,24 @@ MEDIA = {"html": "text/html; charset=utf-8", "js": "text/javascript", "css": "te
 SessionId = Annotated[str, Path(pattern=ID_PATTERN, description="from POST /sessions")]
 UploadId = Annotated[str, Path(pattern=ID_PATTERN, description="from POST /uploads")]
 Top = Annotated[int, Query(ge=1, le=100, description="results returned")]
+Key = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=r"^[A-Za-z0-9._:-]{1,128}$",
+        description="a retry with the same key returns the first request's turn instead of "
+        "running a new one (and finishes it if the server stopped midway)",
+    ),
+]
+
+
+def keyed_session_id(key: str) -> str:
+    """The session id of an idempotency key (a retried creation finds its session)."""
+    import hashlib
+
+    return "k" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem} for code in (400, 401, 404, 409, 411, 413, 415, 422)
 }
@@ -177,8 +195,10 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
                 f"image a search returned (e.g. {index.id_of(0)!r})"
             ) from None
 
-    def begin(body: SessionIn) -> tuple[str, Any]:
-        """A new session id and its first turn's events (checked, not yet run)."""
+    def begin(body: SessionIn, key: str | None, durability: str | None = None) -> tuple[str, Any]:
+        """A new session id and its first turn's events (checked, not yet run). With an
+        idempotency key the id is derived from it, so a retry finds the session: its turn is
+        finished from the last checkpoint if it stopped midway, else replayed (events None)."""
         check_reference(body.reference_id)
         vector = None
         if body.upload_id is not None:
@@ -190,24 +210,41 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
                     404, f"no upload {body.upload_id}; upload it with POST /uploads"
                 )
             vector = item.vector.tolist()
-        session_id = uuid.uuid4().hex
+        session_id = keyed_session_id(key) if key else uuid.uuid4().hex
         busy.claim(session_id)
         try:
+            if key and agent.state(session_id):
+                return session_id, replay(session_id)
             return session_id, agent.start_stream(
-                session_id, body.message, body.reference_id, reference_vector=vector
+                session_id,
+                body.message,
+                body.reference_id,
+                reference_vector=vector,
+                key=key,
+                durability=durability,
             )
         except BaseException:
             busy.release(session_id)
             raise
 
-    def follow(session_id: str, body: MessageIn) -> Any:
+    def follow(session_id: str, body: MessageIn, key: str | None) -> Any:
+        """The next turn's events; a retry with the turn's key finishes or replays it."""
         busy.claim(session_id)
         try:
-            existing(session_id)
-            return agent.reply_stream(session_id, body.message)
+            state = existing(session_id)
+            if key and state.get("message_key") == key:
+                return replay(session_id)
+            return agent.reply_stream(session_id, body.message, key=key)
         except BaseException:
             busy.release(session_id)
             raise
+
+    def replay(session_id: str) -> Any:
+        """A retried request: finish the turn it started if that stopped midway, else hand
+        back the turn's result as it stands (no new turn)."""
+        if agent.unfinished(session_id):
+            return agent.resume_stream(session_id)
+        return iter([agent.current(session_id)])
 
     def finish(session_id: str, events: Any, top: int) -> TurnOut:
         try:
@@ -231,38 +268,43 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
         )
 
     @app.post("/sessions", status_code=201, tags=["sessions"])
-    def create_session(body: SessionIn, top: Top = 12) -> TurnOut:
+    def create_session(body: SessionIn, key: Key = None, top: Top = 12) -> TurnOut:
         """Open a conversation with its first message; answers with the first results."""
-        session_id, events = begin(body)
+        session_id, events = begin(body, key)
         return finish(session_id, events, top)
 
     @app.post("/sessions/{session_id}/messages", tags=["sessions"])
-    def post_message(session_id: SessionId, body: MessageIn, top: Top = 12) -> TurnOut:
+    def post_message(
+        session_id: SessionId, body: MessageIn, key: Key = None, top: Top = 12
+    ) -> TurnOut:
         """The next message: the answer to the pending question, or a new detail."""
-        return finish(session_id, follow(session_id, body), top)
+        return finish(session_id, follow(session_id, body, key), top)
 
     sse_doc = {200: {"content": {"text/event-stream": {}}, "description": "SSE: node..., result"}}
 
     @app.post("/sessions/stream", tags=["sessions"], responses=sse_doc)
-    def create_session_stream(body: SessionIn, top: Top = 12) -> StreamingResponse:
+    def create_session_stream(body: SessionIn, key: Key = None, top: Top = 12) -> StreamingResponse:
         """Like POST /sessions, as Server-Sent Events: ``session``, ``node`` per finished
-        step, then ``result`` (a TurnOut) or ``error``."""
-        session_id, events = begin(body)
+        step, then ``result`` (a TurnOut) or ``error``. The ``session`` event is sent once
+        the session is checkpointed (its first step saved), so the id a client holds exists
+        even if the server dies mid-turn."""
+        session_id, events = begin(body, key, durability="sync")
         stream = run_turn(
             events,
             lambda r: turn_out(session_id, r, top).model_dump(),
             lambda: busy.release(session_id),
             top,
             first={"session_id": session_id},
+            first_after=2,
         )
         return StreamingResponse(stream, media_type="text/event-stream", headers=_NO_CACHE)
 
     @app.post("/sessions/{session_id}/messages/stream", tags=["sessions"], responses=sse_doc)
     def post_message_stream(
-        session_id: SessionId, body: MessageIn, top: Top = 12
+        session_id: SessionId, body: MessageIn, key: Key = None, top: Top = 12
     ) -> StreamingResponse:
         """Like POST /sessions/{id}/messages, as Server-Sent Events (``node``..., ``result``)."""
-        events = follow(session_id, body)
+        events = follow(session_id, body, key)
         stream = run_turn(
             events,
             lambda r: turn_out(session_id, r, top).model_dump(),

@@ -39,12 +39,15 @@ def run_turn(
     release: Callable[[], None],
     top: int,
     first: dict | None = None,
+    first_after: int = 0,
 ) -> Iterator[str]:
     """Consume ``events`` in a worker thread; yield SSE text as they arrive.
 
     ``finish`` turns the final TurnResult into the ``result`` event's data; ``release``
     frees the session once the turn has ended, whatever happened; ``first`` (e.g. the new
-    session's id) is sent before anything else.
+    session's id) is sent before anything else, held back until ``first_after`` node events
+    were produced (or the turn ended): with synchronous checkpoints, the second node's event
+    proves the first step was saved.
     """
     handoff: queue.Queue = queue.Queue()
 
@@ -76,9 +79,20 @@ def run_turn(
     threading.Thread(target=work, name="convir-turn", daemon=True).start()
 
     def relay() -> Iterator[str]:
-        if first is not None:
-            yield sse("session", first)
+        held: list[str] = []
+        pending = first is not None
         while (item := handoff.get()) is not _DONE:
+            if pending:
+                held.append(item)
+                if len(held) < first_after and item.startswith("event: node"):
+                    continue
+                yield sse("session", first)  # type: ignore[arg-type]
+                pending = False
+                yield from held
+                continue
             yield item
+        if pending:
+            yield sse("session", first)  # type: ignore[arg-type]
+            yield from held
 
     return relay()
