@@ -35,6 +35,56 @@ def _memory_saver() -> Any:
     return MemorySaver()
 
 
+POOL_SIZE = 8  # connections: one per concurrent turn is plenty
+POOL_TIMEOUT_S = 5.0  # how long a request waits for a connection before failing (-> HTTP 503)
+
+
+def _postgres_saver(spec: str, saver_class: Any) -> Any:
+    """A Postgres checkpointer over a connection pool that survives a database restart.
+
+    Every connection is checked when taken from the pool (a cheap round trip), so after
+    the server restarts the dead ones are dropped and new ones opened, and a request made
+    while it is down fails after ``POOL_TIMEOUT_S`` (``psycopg_pool.PoolTimeout``) instead of
+    hanging; nothing written before the restart is lost (it is in the database).
+    """
+    try:
+        from psycopg_pool import ConnectionPool
+    except ImportError as exc:
+        raise InputError(
+            "Postgres checkpoints need the extra: pip install 'convir[postgres]'"
+        ) from exc
+    pool = ConnectionPool(
+        spec,
+        min_size=1,
+        max_size=POOL_SIZE,
+        kwargs={"autocommit": True, "prepare_threshold": 0},
+        check=ConnectionPool.check_connection,
+        timeout=POOL_TIMEOUT_S,
+        open=False,
+        name="convir-checkpoints",
+    )
+    try:
+        pool.open(wait=True, timeout=POOL_TIMEOUT_S)
+    except Exception as exc:
+        pool.close()
+        raise InputError(
+            f"--checkpoint: cannot connect to the Postgres server ({type(exc).__name__}: "
+            f"{str(exc)[:200]}); is it running, and is the URL right?"
+        ) from exc
+    saver = saver_class(pool)
+    saver.setup()
+    return saver
+
+
+def checkpoint_alive(saver: Any) -> bool:
+    """Whether the checkpointer answers now (a read of a thread that does not exist)."""
+    try:
+        saver.get_tuple({"configurable": {"thread_id": "__convir_health__", "checkpoint_ns": ""}})
+    except Exception:
+        return False
+    return True
+
+
 def checkpointer(spec: str | None = None) -> Any:
     """``None``/``memory``: in process; ``sqlite:PATH``: a file; ``postgres://...``: a server."""
     if spec in (None, "", "memory"):
@@ -55,15 +105,11 @@ def checkpointer(spec: str | None = None) -> Any:
     if spec.startswith(("postgres://", "postgresql://")):
         try:
             from langgraph.checkpoint.postgres import PostgresSaver
-            from psycopg import Connection
         except ImportError as exc:
             raise InputError(
                 "Postgres checkpoints need the extra: pip install 'convir[postgres]'"
             ) from exc
-        conn = Connection.connect(spec, autocommit=True, prepare_threshold=0)
-        saver = PostgresSaver(conn)
-        saver.setup()
-        return saver
+        return _postgres_saver(spec, PostgresSaver)
     raise InputError(f"--checkpoint {spec!r}: use memory, sqlite:PATH or postgres://...")
 
 

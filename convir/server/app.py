@@ -19,6 +19,7 @@ from fastapi import FastAPI, File, Header, HTTPException, Path, Query, Request, 
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
+from convir.agent import checkpoint_alive
 from convir.errors import ConvirError, InputError
 from convir.server.auth import COOKIE, key_matches, presented_keys
 from convir.server.busy import BusySessions, SessionBusyError
@@ -61,6 +62,28 @@ Key = Annotated[
         "running a new one (and finishes it if the server stopped midway)",
     ),
 ]
+
+
+def database_errors() -> list[type[Exception]]:
+    """The connection-level errors of the Postgres checkpointer, where it is installed."""
+    try:
+        import psycopg
+        import psycopg_pool
+    except ImportError:
+        return []
+    return [psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout]
+
+
+def is_database_down(exc: BaseException) -> bool:
+    """A connection-level failure of the checkpoint database (psycopg / psycopg_pool)."""
+    names = {"OperationalError", "PoolTimeout", "InterfaceError", "PoolClosed"}
+    for _ in range(10):  # the exception, then what caused it
+        if exc is None:
+            return False
+        if type(exc).__module__.startswith("psycopg") and type(exc).__name__ in names:
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
 
 
 def keyed_session_id(key: str) -> str:
@@ -150,6 +173,26 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
             parts.append(f"and {len(errors) - MAX_REPORTED_ERRORS:,} more errors")
         detail = "; ".join(parts) or "invalid request"
         return JSONResponse({"detail": f"{detail} (see /docs for the request format)"}, 422)
+
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "the conversation store is unavailable; retry in a few seconds"},
+            503,
+            headers={"Retry-After": "5"},
+        )
+
+    for error in database_errors():  # handled here: a 503, not a crash
+        app.add_exception_handler(error, database_down)
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception) -> JSONResponse:
+        """Anything else is a JSON 500 (Starlette still logs the traceback), or a 503 when a
+        database error arrives wrapped in another one."""
+        if is_database_down(exc):
+            return await database_down(request, exc)
+        return JSONResponse(
+            {"detail": f"internal error ({type(exc).__name__}); see the server log"}, 500
+        )
 
     @app.exception_handler(ConvirError)
     async def refused(request: Request, exc: ConvirError) -> JSONResponse:
@@ -260,10 +303,13 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
         """Is the server up, and what does it search."""
         kind = type(agent.checkpointer).__name__.lower()
         kind = next((k for k in ("sqlite", "postgres") if k in kind), "memory")
+        alive = checkpoint_alive(agent.checkpointer)
         return Health(
+            status="ok" if alive else "degraded",
             gallery_size=index.count,
             strategy=agent.config.strategy,
             checkpoint=kind,
+            checkpoint_ok=alive,
             turns_running=len(busy),
         )
 

@@ -111,6 +111,7 @@ class Health(BaseModel):
     gallery_size: int
     strategy: str
     checkpoint: str = Field(description="memory, sqlite or postgres")
+    checkpoint_ok: bool = Field(True, description="the checkpointer answered just now")
     turns_running: int
 
 
