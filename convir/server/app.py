@@ -217,6 +217,9 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
             options=result.options,
             strategy=result.strategy,
             query=result.query,
+            descriptions=list(state.get("descriptions") or [])
+            if result.strategy == "stitch"
+            else [],
             reference_id=state.get("reference_id"),
             transcript=result.transcript,
         )

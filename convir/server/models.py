@@ -75,6 +75,9 @@ class TurnOut(BaseModel):
     )
     strategy: str = Field(description="dar, stitch or text: how this turn retrieved")
     query: str = Field("", description="the text query the turn searched with")
+    descriptions: list[str] = Field(
+        default_factory=list, description="stitch: the target descriptions it searched with"
+    )
     reference_id: str | None = None
     transcript: list[str] = Field(description="this turn's steps, one line each")
 

@@ -59,12 +59,18 @@ def test_chat_page_shows_results_asks_and_refines(serve_cli):
             assert page.locator(".turn .strategy").last.inner_text() == "text"
             assert "[retrieve]" in page.locator(".turn .steps").last.inner_text()
 
-            page.fill("#message", "blue")
-            page.click("#send")
+            # the question's options are buttons: tab to the first one, Enter answers it
+            buttons = page.locator(".turn").last.locator(".options button")
+            labels = buttons.all_inner_texts()
+            assert len(labels) >= 2 and labels[-1] == "i don't know"
+            buttons.first.focus()
+            page.keyboard.press("Enter")
             page.wait_for_function("document.querySelectorAll('.turn .question').length == 2")
             images_loaded(page)
+            assert page.locator(".user").last.inner_text() == labels[0]
             assert result_ids(page) != first
             assert page.locator(".turn .question").last.inner_text() != question
+            assert buttons.first.is_disabled()  # an answered question's buttons are spent
 
             page.locator(".turn").last.locator(".results figure").nth(2).click()
             picked = page.inner_text("#reference-id")

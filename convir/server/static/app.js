@@ -66,10 +66,30 @@ function showTurn(box, turn) {
   const badge = el("span", "strategy", turn.strategy);
   badge.title = "how this turn searched: dar (text + generated image), stitch (edit of a reference), text";
   meta.append("turn " + turn.turn + " · ", badge, " · query: " + (turn.query || "-"));
-  box.append(meta, grid(turn.results), details);
+  box.append(meta);
+  if (turn.descriptions && turn.descriptions.length) {
+    const wrote = el("details", "descriptions");
+    wrote.append(el("summary", "", `the ${turn.descriptions.length} target descriptions searched`));
+    for (const d of new Set(turn.descriptions)) wrote.append(el("div", "", d));
+    box.append(wrote);
+  }
+  box.append(grid(turn.results), details);
   const q = el("div", "question", turn.question || "(no question; add a detail, or start a new search)");
   box.append(q);
-  $("message").placeholder = turn.question ? "your answer" : "another detail";
+  if (turn.question && turn.options && turn.options.length) {
+    // one button per expected answer (and "i don't know"): a click sends it as the reply
+    const opts = el("div", "options");
+    for (const option of [...turn.options, "i don't know"]) {
+      const b = el("button", "option", option);
+      b.type = "button";
+      b.addEventListener("click", () => {
+        if (!running) send(option);
+      });
+      opts.append(b);
+    }
+    box.append(opts);
+  }
+  $("message").placeholder = turn.question ? "your answer (or pick one above)" : "another detail";
 }
 
 // POST and read the Server-Sent Events the turn sends: node..., then result or error.
@@ -122,6 +142,8 @@ async function streamTurn(url, body, box) {
 async function send(text) {
   running = true;
   $("send").disabled = true;
+  // earlier questions' buttons answer nothing any more
+  document.querySelectorAll(".options button").forEach((b) => (b.disabled = true));
   const editing = reference;
   const user = el("div", "user", text);
   if (editing) user.textContent = `edit ${editing}: ${text}`;
