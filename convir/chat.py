@@ -120,7 +120,9 @@ def chat_loop(
     top: int = 5,
     show: Path | None = None,
 ) -> None:
-    """Run one turn per line until ``/quit`` or the lines run out."""
+    """Run one turn per line until ``/quit`` or the lines run out. A number answers with
+    that option of the question just asked."""
+    options: list[str] = []
     for raw in lines:
         line = raw.strip()
         if not line:
@@ -134,10 +136,12 @@ def chat_loop(
             typer.echo(f"unknown command {line}; /transcript shows the log, /quit ends", err=True)
             continue
         if agent.state(thread):
+            line = _chosen_option(line, options)
             events = agent.reply_stream(thread, line)
         else:
             events = agent.start_stream(thread, line, reference)
         result = _follow(events)
+        options = list(result.options) if result.question else []
         _print_turn(agent, result, top)
         if show is not None:
             _write_sheet(agent.resources, result, show)
@@ -267,6 +271,13 @@ def _follow(events: Iterator[tuple[str, dict] | TurnResult]) -> TurnResult:
     return result
 
 
+def _chosen_option(line: str, options: list[str]) -> str:
+    """The option a number picks ("2" -> the second), else the line as typed."""
+    if line.isdigit() and 1 <= int(line) <= len(options):
+        return options[int(line) - 1]
+    return line
+
+
 def _print_turn(agent: ConvirAgent, result: TurnResult, top: int) -> None:
     index = agent.resources.index
     if not result.ranking:
@@ -279,7 +290,8 @@ def _print_turn(agent: ConvirAgent, result: TurnResult, top: int) -> None:
     if result.question:
         typer.echo(f"convir> {result.question}")
         if result.options:
-            typer.echo(f"        (e.g. {' / '.join(result.options[:8])})")
+            numbered = "  ".join(f"{i}) {o}" for i, o in enumerate(result.options, 1))
+            typer.echo(f"        {numbered}   (a number answers with that option)")
     else:
         typer.echo("convir> (no question this turn; add a detail, or /quit)")
 

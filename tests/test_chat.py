@@ -122,3 +122,16 @@ def test_contact_sheet_checks_its_inputs(tmp_path):
     with pytest.raises(InputError, match="no images"):
         contact_sheet([], [], tmp_path / "t.png")
     assert not (tmp_path / "t.png").exists()
+
+
+def test_a_number_answers_with_that_option():
+    from convir.chat import _chosen_option
+
+    assert _chosen_option("2", ["yes", "no"]) == "no"
+    assert _chosen_option("3", ["yes", "no"]) == "3"  # out of range: the text as typed
+    assert _chosen_option("blue", ["yes", "no"]) == "blue"
+    proc = chat("--top", 1, stdin="a red circle\n1\n/transcript\n")
+    assert proc.returncode == 0, proc.stderr
+    numbered = re.search(r"^\s+1\) (.+?)  2\) ", proc.stdout, re.M)
+    assert numbered, proc.stdout
+    assert f"-> {numbered.group(1)!r}" in proc.stdout  # the answer recorded is the option
