@@ -64,6 +64,7 @@ def stage_recall(
     from convir.state import AgentConfig
 
     config = AgentConfig(strategy="stitch", top_k=max(KS), **{**(knobs or {}), **overrides})
+    # (a stage's own settings win over the run's knobs: stitch-gentle-views stays gentle)
     agent = ConvirAgent(resources, RulePolicy(ask=False), config)
     ranks = []
     for i, t in enumerate(triplets):

@@ -48,6 +48,9 @@ def composed_command(
     ),
     ot_weight: float = typer.Option(0.2, "--ot-weight", help="token-ot share of the score."),
     views: int = typer.Option(10, "--views", help="Augmented views per image."),
+    view_augment: str = typer.Option(
+        "published", "--view-augment", help="Views: published or gentle (docs/stitch.md)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     benchmark: str | None = typer.Option(
         None, "--benchmark", help="cirr, circo or fashioniq: run on a real benchmark's queries."
@@ -92,6 +95,7 @@ def composed_command(
         "transition_scale": transition_scale,
         "ot_weight": ot_weight,
         "views": views,
+        "view_augment": view_augment,
     }
     try:
         AgentConfig(**knobs)

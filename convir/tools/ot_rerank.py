@@ -52,8 +52,18 @@ class OTRerankArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    top_n: int = Field(100, ge=1, le=1000, description="how many first-stage candidates to rerank")
-    weight: float = Field(0.5, ge=0.0, le=1.0, description="0: first stage only, 1: OT only")
+    top_n: int = Field(
+        AgentConfig.model_fields["ot_top_n"].default,
+        ge=1,
+        le=1000,
+        description="how many first-stage candidates to rerank (the agent's ot_top_n)",
+    )
+    weight: float = Field(
+        AgentConfig.model_fields["ot_weight"].default,
+        ge=0.0,
+        le=1.0,
+        description="0: first stage only, 1: OT only (the agent's ot_weight)",
+    )
     reg: float = Field(0.05, gt=0.0, description="entropic regularisation epsilon (cost units)")
     reg_m: float = Field(
         0.1, gt=0.0, description="KL weight of each direction's relaxed marginal; inf = balanced"
