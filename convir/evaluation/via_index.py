@@ -71,6 +71,8 @@ def _index(folder: Path, out: Path, captions: CaptionSource, progress: bool) -> 
         progress=progress,
         captions=folder / "captions.jsonl" if captions == "metadata" else None,
         captioner="testbed" if captions == "testbed" else None,
+        views=0,
+        view_augment="published",
         use_ray=False,
         ray_address=None,
         concurrency=None,
