@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -85,6 +86,11 @@ def test_sessions_survive_a_database_restart(postgres, server_resources):
     assert health["status"] == "degraded" and health["checkpoint_ok"] is False
 
     start()
+    # the pool retries with a backoff of at most 10 s: a client honouring Retry-After polls
+    deadline = time.monotonic() + 40
+    while not client.get("/health").json()["checkpoint_ok"]:
+        assert time.monotonic() < deadline, "the pool did not reconnect within 40 s"
+        time.sleep(1)
     session = client.get(f"/sessions/{sid}")
     assert session.status_code == 200 and session.json()["dialogue"] == ["a red circle"]
     turn = client.post(f"/sessions/{sid}/messages", json={"message": "yes"})

@@ -34,6 +34,7 @@ def test_a_conversation_over_http_asks_questions_and_keeps_its_transcript(client
         "gallery_size": 200,
         "strategy": "text",
         "checkpoint": "memory",
+        "checkpoint_ok": True,
         "turns_running": 0,
     }
     first = client.post("/sessions", json={"message": "a red circle"}, params={"top": 5})

@@ -60,7 +60,7 @@ def test_chat_page_shows_results_asks_and_refines(serve_cli):
             assert "[retrieve]" in page.locator(".turn .steps").last.inner_text()
 
             # the question's options are buttons: tab to the first one, Enter answers it
-            buttons = page.locator(".turn").last.locator(".options button")
+            buttons = page.locator(".turn").nth(0).locator(".options button")
             labels = buttons.all_inner_texts()
             assert len(labels) >= 2 and labels[-1] == "i don't know"
             buttons.first.focus()
