@@ -308,7 +308,8 @@ def test_ot_rerank_fuses_scores_on_a_common_scale():
 
 def test_rerank_args_bounds():
     args = OTRerankArgs()
-    assert (args.top_n, args.weight, args.reg_m) == (100, 0.5, 0.1)
+    # the tool's defaults are the agent's (AgentConfig.ot_top_n / ot_weight)
+    assert (args.top_n, args.weight, args.reg_m) == (50, 0.2, 0.1)
     assert OTRerankArgs(reg_m=INF).reg_m == INF
     for bad in (
         {"top_n": 0},
