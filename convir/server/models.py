@@ -14,6 +14,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from convir.state import MAX_MESSAGE_CHARS
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # session and upload ids (server-made)
+_TEXT = r"[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
+MESSAGE_PATTERN = rf"^{_TEXT}*[^\s\x00-\x1F\x7F]{_TEXT}*$"  # not blank, no control chars
 
 
 def _clean_text(text: str) -> str:
@@ -35,7 +37,11 @@ class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     message: Annotated[str, AfterValidator(_clean_text)] = Field(
-        max_length=MAX_MESSAGE_CHARS, description="plain text"
+        max_length=MAX_MESSAGE_CHARS,
+        description="plain text: not blank, no control characters",
+        # what _clean_text enforces, stated in the schema for clients and fuzzers (the check
+        # itself stays in _clean_text, whose errors say what to do)
+        json_schema_extra={"minLength": 1, "pattern": MESSAGE_PATTERN},
     )
 
 
@@ -45,6 +51,7 @@ class SessionIn(MessageIn):
 
     reference_id: str | None = Field(
         None,
+        min_length=1,
         max_length=1000,
         description="gallery id of a reference image to edit (e.g. one a search returned)",
     )
