@@ -219,6 +219,28 @@ class Strategy(StrEnum):
     auto = "auto"
 
 
+def _agent_knobs(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings -> validated AgentConfig fields (an InputError names a bad one)."""
+    from pydantic import ValidationError
+
+    from convir.state import AgentConfig
+
+    knobs: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in AgentConfig.model_fields or key in ("strategy", "questions"):
+            raise InputError(
+                f"--agent-config {pair!r}: give KEY=VALUE with KEY an AgentConfig field "
+                "(docs/agent.md), not strategy or questions (they have their own options)"
+            )
+        knobs[key] = value
+    try:
+        checked = AgentConfig(**knobs)
+    except ValidationError as exc:
+        raise InputError(f"--agent-config: {exc.errors()[0]['msg']} ({pairs})") from None
+    return {key: getattr(checked, key) for key in knobs}
+
+
 def _agent_strategy(label: str) -> tuple[str, dict[str, Any]]:
     """(the agent's strategy, config overrides) of a --strategy label: ``dar-published`` and
     ``dar-ours`` are DAR with ``convir.state.DAR_VARIANTS``; others are the agent defaults."""
@@ -423,6 +445,7 @@ class _RunSpec:
     progress: bool = True
     via_index: Path | None = None
     captions: str = "testbed"
+    knobs: tuple[tuple[str, Any], ...] = ()  # --agent-config overrides, validated
 
 
 def _build(spec: _RunSpec) -> tuple[_Setup, dict[str, Any]]:
@@ -470,7 +493,7 @@ def _build(spec: _RunSpec) -> tuple[_Setup, dict[str, Any]]:
                 how,
                 seed=spec.seed,
                 read_captions=spec.chatir or spec.via_index is not None,
-                **overrides,
+                **{**dict(spec.knobs), **overrides},
             )
     return setup, systems
 
@@ -634,11 +657,18 @@ def run_command(
         help="--via-index: the gallery's texts: testbed (the shipped captioner), metadata "
         "(the gallery's captions.jsonl) or none.",
     ),
+    agent_config: list[str] = typer.Option(
+        [],
+        "--agent-config",
+        help="KEY=VALUE, repeatable: an AgentConfig knob for every agent of the run (e.g. "
+        "dar_image_weight_early=0.1); docs/agent.md lists them.",
+    ),
 ) -> None:
     """Simulated or replayed dialogues against each --strategy; writes
     DIR/<strategy>.run.jsonl, DIR/summary.json and DIR/hits_at_10.png (Hits@10 per round,
     one line per strategy)."""
     _check_run_options(rounds, workers)
+    knobs = _agent_knobs(agent_config)
     if not use_ray and (ray_address is not None or ray_actors is not None):
         raise InputError("--ray-address and --ray-actors apply with --ray only; add --ray")
     if via_index and benchmark is not Benchmark.testbed:
@@ -696,6 +726,7 @@ def run_command(
         progress,
         (out / "galleries").resolve() if via_index else None,
         captioner.value,
+        tuple(knobs.items()),
     )
     setup, systems = _build(spec)
     size = setup.resources.index.count

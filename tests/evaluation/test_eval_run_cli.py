@@ -72,6 +72,8 @@ def test_same_seed_same_run_file(tiny_run, tmp_path):
         (("--strategy", "text", "--strategy", "text"), "--strategy repeats a value"),
         (("--strategy", "stitch"), "--strategy stitch needs composed queries"),
         (("--benchmark", "chatir"), "--benchmark chatir needs --index"),
+        (("--agent-config", "no_such=1"), "--agent-config 'no_such=1': give KEY=VALUE"),
+        (("--agent-config", "dar_image_weight_early=2"), "--agent-config: Input should be"),
     ],
 )
 def test_bad_options_are_one_line_errors(args, message, tmp_path):
@@ -108,3 +110,22 @@ def test_agent_systems_with_both_questioners_are_labelled_and_scored(tmp_path):
     for label in summary:
         run = read_chatir_run(tmp_path / f"{label}.run.jsonl")
         assert run.rounds == 3 and len(run.dialogue_ids) == 4
+
+
+def test_agent_config_knobs_are_typed_and_reach_the_agents(monkeypatch, tmp_path):
+    from convir.evaluation import cli
+
+    assert cli._agent_knobs(["dar_image_weight_early=0.1", "pool=50"]) == {
+        "dar_image_weight_early": 0.1,
+        "pool": 50,
+    }
+    seen = []
+    real = cli._agent_factory("text")
+    monkeypatch.setattr(
+        cli, "_agent_factory", lambda s: lambda *a, **k: seen.append(k) or real(*a, **k)
+    )
+    args = ["eval", "run", *TINY, "--strategy", "text", "--agent-config", "pool=50"]
+    args += ["--workers", "1", "--no-progress", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert seen and all(k["pool"] == 50 for k in seen)
