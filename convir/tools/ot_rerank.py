@@ -7,7 +7,9 @@ image whose pooled vector is close but whose parts do not match. Everything here
 over the N candidates of one query: one tensor computation, on whatever device the tensors
 live on, with no host round-trip except one small convergence check every few iterations.
 
-What "bidirectional" means here (STiTch does not say; full write-up in ``docs/stitch.md``):
+What "bidirectional" means here (our variant, written before STiTch's code was read; the
+published score, a conditional transport over descriptions x views, is in
+``convir.tools.set_scores``; full write-up in ``docs/stitch.md``):
 with balanced marginals the entropic transport cost is symmetric, so "both directions" would
 be one number computed twice. Each direction is therefore a *semi-relaxed* transport: text ->
 image must move every token's mass (hard marginal) onto patches whose received mass is only
