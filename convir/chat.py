@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from convir.errors import InputError
+from convir.state import stitch_form
 
 if TYPE_CHECKING:
     from convir.agent import ConvirAgent
@@ -49,6 +50,11 @@ def chat_command(
     ),
     seed: int | None = typer.Option(None, "--seed", help="Testbed gallery seed [0]."),
     strategy: str = typer.Option("auto", "--strategy", help="auto, dar, stitch or text."),
+    stitch: str = typer.Option(
+        "published",
+        "--stitch",
+        help="STiTch form: published (5 descriptions x views) or token-ot (ours; docs/stitch.md).",
+    ),
     policy: str = typer.Option("rules", "--policy", help="rules, or llm (needs CONVIR_LLM_URL)."),
     reference: str | None = typer.Option(
         None, "--reference", help="Gallery id of a reference image; the first message edits it."
@@ -88,6 +94,7 @@ def chat_command(
         raise InputError("--model and --pretrained are for --index; the testbed has its own CLIP")
     if strategy == "stitch" and reference is None and thread is None:
         raise InputError("--strategy stitch needs --reference ID (the image to edit)")
+    form = stitch_form(stitch)  # a bad name fails before any model loads
     saver = checkpointer(checkpoint)  # a bad spec fails before any model loads
     resources = _resources(
         index_path, model, pretrained, gallery_size, seed, generate, policy == "llm"
@@ -99,7 +106,12 @@ def chat_command(
         )
     # the in-memory testbed's texts are its ground truth: answers are not read off them
     agent = build_agent(
-        resources, strategy, policy, checkpoint=saver, read_captions=index_path is not None
+        resources,
+        strategy,
+        policy,
+        checkpoint=saver,
+        read_captions=index_path is not None,
+        **form,
     )
     thread = thread or f"chat-{uuid.uuid4().hex[:8]}"
     _resume_check(agent, thread, reference, strategy)

@@ -151,3 +151,12 @@ DAR_VARIANTS: dict[str, dict[str, object]] = {
     "published": {"dar_query": "joined", "n_generated": 1},
     "ours": {"dar_query": "latest", "n_generated": 4},
 }
+
+
+def stitch_form(name: str) -> dict[str, object]:
+    """The AgentConfig settings of a named STiTch form (``--stitch``); an error names the forms."""
+    from convir.errors import InputError
+
+    if name not in STITCH_VARIANTS:
+        raise InputError(f"--stitch must be one of {', '.join(STITCH_VARIANTS)}; got {name!r}")
+    return dict(STITCH_VARIANTS[name])

@@ -135,3 +135,16 @@ def test_a_number_answers_with_that_option():
     numbered = re.search(r"^\s+1\) (.+?)  2\) ", proc.stdout, re.M)
     assert numbered, proc.stdout
     assert f"-> {numbered.group(1)!r}" in proc.stdout  # the answer recorded is the option
+
+
+def test_chat_runs_our_stitch_form_when_asked():
+    from convir.state import STITCH_VARIANTS, stitch_form
+
+    assert stitch_form("token-ot") == STITCH_VARIANTS["token-ot"]
+    stdin = "make it blue\n/transcript\n"
+    proc = chat("--stitch", "token-ot", "--reference", "0000004", "--top", 1, stdin=stdin)
+    assert proc.returncode == 0, proc.stderr
+    assert "refine_query (1 target descriptions by rules)" in proc.stdout
+    assert "ot_rerank: top 50 rescored" in proc.stdout  # token x patch OT, not the set score
+    bad = chat("--stitch", "magic", stdin="")
+    assert bad.returncode == 2 and "--stitch must be one of published, token-ot" in bad.stderr

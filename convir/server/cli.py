@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from convir.errors import InputError
+from convir.state import stitch_form
 
 if TYPE_CHECKING:
     from convir.agent import ConvirAgent
@@ -32,6 +33,11 @@ def serve_command(
     ),
     seed: int | None = typer.Option(None, "--seed", help="Testbed gallery seed [0]."),
     strategy: str = typer.Option("auto", "--strategy", help="auto, dar, stitch or text."),
+    stitch: str = typer.Option(
+        "published",
+        "--stitch",
+        help="STiTch form: published (5 descriptions x views) or token-ot (ours; docs/stitch.md).",
+    ),
     policy: str = typer.Option("rules", "--policy", help="rules, or llm (needs CONVIR_LLM_URL)."),
     checkpoint: str = typer.Option(
         DEFAULT_CHECKPOINT,
@@ -73,13 +79,19 @@ def serve_command(
             "can use it",
             err=True,
         )
+    form = stitch_form(stitch)  # a bad name fails before any model loads
     saver = checkpointer(checkpoint)  # a bad spec fails before any model loads
     resources = _resources(
         index_path, model, pretrained, gallery_size, seed, generate, policy == "llm"
     )
     # the in-memory testbed's texts are its ground truth: answers are not read off them
     agent = build_agent(
-        resources, strategy, policy, checkpoint=saver, read_captions=index_path is not None
+        resources,
+        strategy,
+        policy,
+        checkpoint=saver,
+        read_captions=index_path is not None,
+        **form,
     )
     run(agent, host, port, api_key, workers_threads)
 
