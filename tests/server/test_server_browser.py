@@ -81,6 +81,11 @@ def test_chat_page_shows_results_asks_and_refines(serve_cli):
             images_loaded(page)
             assert page.locator(".user").last.inner_text() == f"edit {picked}: make it green"
             assert page.is_hidden("#reference") and picked not in result_ids(page)
+            thumb = page.locator(".turn").last.locator("img.reference-thumb")
+            assert thumb.get_attribute("alt") == f"reference {picked}"
+            page.wait_for_function(
+                "document.querySelector('.turn:last-of-type img.reference-thumb').naturalWidth > 0"
+            )
             assert not errors, errors
         finally:
             browser.close()

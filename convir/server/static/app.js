@@ -67,6 +67,15 @@ function showTurn(box, turn) {
   badge.title = "how this turn searched: dar (text + generated image), stitch (edit of a reference), text";
   meta.append("turn " + turn.turn + " · ", badge, " · query: " + (turn.query || "-"));
   box.append(meta);
+  if (turn.reference_id && turn.turn === 0) {
+    // a composed query: show the image being edited beside what was searched
+    const ref = el("div", "edited");
+    const img = el("img", "reference-thumb");
+    img.src = "/images/" + turn.reference_id.split("/").map(encodeURIComponent).join("/");
+    img.alt = `reference ${turn.reference_id}`;
+    ref.append("editing ", img, " " + turn.reference_id);
+    box.append(ref);
+  }
   if (turn.descriptions && turn.descriptions.length) {
     const wrote = el("details", "descriptions");
     wrote.append(el("summary", "", `the ${turn.descriptions.length} target descriptions searched`));
