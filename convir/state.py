@@ -46,6 +46,7 @@ class ConvState(TypedDict, total=False):
     descriptions_base: list[str]  # STiTch: the descriptions written from reference + edit
     generated: list[list[float]]  # embeddings of images generated for ``generated_for``
     generated_for: str
+    generated_seed: int  # the seed they were generated with (the images can be redrawn)
     candidates: list[str]  # gallery ids, best first
     scores: list[float]
     asked: list[str]  # every question asked so far

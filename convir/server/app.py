@@ -220,6 +220,7 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
             descriptions=list(state.get("descriptions") or [])
             if result.strategy == "stitch"
             else [],
+            imagined=imagined_urls(session_id, state) if result.strategy == "dar" else [],
             reference_id=state.get("reference_id"),
             transcript=result.transcript,
         )
@@ -421,6 +422,28 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
             raise HTTPException(404, f"no upload {upload_id}; uploads are kept in memory only")
         return Response(item.data, media_type=item.media_type, headers=_CACHE)
 
+    @app.get(
+        "/sessions/{session_id}/imagined/{k}",
+        tags=["images"],
+        response_class=Response,
+        responses=png,
+    )
+    def get_imagined(session_id: SessionId, k: Annotated[int, Path(ge=0, le=7)]) -> Response:
+        """Image ``k`` that DAR generated for the session's current query, redrawn from the
+        query and the seed it was generated with (nothing is stored; same pixels each time
+        on one machine)."""
+        state = existing(session_id)
+        query, seed = state.get("generated_for"), state.get("generated_seed")
+        count = len(state.get("generated") or [])
+        if not query or seed is None or k >= count or resources.generator is None:
+            raise HTTPException(404, f"session {session_id} has no generated image {k}")
+        images = resources.generator.generate([query], n_per_prompt=count, seed=int(seed))
+        import io
+
+        buffer = io.BytesIO()
+        images[0][k].save(buffer, format="PNG")
+        return Response(buffer.getvalue(), media_type="image/png", headers=_CACHE)
+
     @app.get("/", include_in_schema=False)
     def page(request: Request) -> Response:
         if api_key is not None and "api_key" in request.query_params:
@@ -436,6 +459,15 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
         return _static(name)
 
     return app
+
+
+def imagined_urls(session_id: str, state: dict) -> list[str]:
+    """URLs of the generated images behind the state's current DAR query, if any."""
+    if not state.get("generated") or state.get("generated_seed") is None:
+        return []
+    if state.get("generated_for") != state.get("query"):
+        return []
+    return [f"/sessions/{session_id}/imagined/{k}" for k in range(len(state["generated"]))]
 
 
 def image_url(image_id: str) -> str:

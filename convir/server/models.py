@@ -85,6 +85,10 @@ class TurnOut(BaseModel):
     descriptions: list[str] = Field(
         default_factory=list, description="stitch: the target descriptions it searched with"
     )
+    imagined: list[str] = Field(
+        default_factory=list,
+        description="dar: URLs of the images generated for the query this turn searched with",
+    )
     reference_id: str | None = None
     transcript: list[str] = Field(description="this turn's steps, one line each")
 

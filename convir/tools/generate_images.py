@@ -2,7 +2,8 @@
 
 A generated image is a visual query: it puts the description where the gallery's images
 live in embedding space, which a text embedding alone does not (the modality gap). Only the
-embeddings enter the conversation state; the images are not kept. Generation is seeded from
+embeddings and the seed enter the conversation state; the images are not kept (the server
+redraws them from the query and the seed when a client asks to see them). Generation is seeded from
 the agent's seed and the turn number, so re-running the node (LangGraph re-runs a node on
 resume) yields the same embeddings, and an unchanged query is not generated twice.
 """
@@ -71,6 +72,7 @@ def node(resources: Resources, config: AgentConfig) -> Callable[[ConvState], dic
         return {
             "generated": emb[0].tolist(),
             "generated_for": query,
+            "generated_seed": seed,
             "steps": steps,
             "transcript": [f"generate_images: {config.n_generated} image(s) of {query!r}"],
         }

@@ -324,3 +324,30 @@ def test_json_bodies_are_capped_before_parsing_and_errors_do_not_echo_them(clien
     reply = client.post("/sessions", json=extra)
     assert reply.status_code == 422 and len(reply.content) < 600
     assert "k00000" in reply.json()["detail"] and "more errors" in reply.json()["detail"]
+
+
+def test_a_dar_turn_shows_what_it_imagined(server_resources):
+    import functools
+    from dataclasses import replace
+
+    from fastapi.testclient import TestClient
+
+    from convir.agent import build_agent
+    from convir.models.generator import TestbedGenerator
+    from convir.server.app import create_app
+
+    resources = replace(
+        server_resources,
+        generator_factory=functools.partial(TestbedGenerator, embedder=server_resources.embedder),
+        _generator=None,
+    )
+    client = TestClient(create_app(build_agent(resources, "dar", n_generated=2), resources))
+    turn = client.post("/sessions", json={"message": "a red circle"}).json()
+    assert turn["strategy"] == "dar" and len(turn["imagined"]) == 2
+    first = client.get(turn["imagined"][0])
+    assert first.status_code == 200 and first.headers["content-type"] == "image/png"
+    image = Image.open(io.BytesIO(first.content))
+    assert image.size[0] > 0
+    assert client.get(turn["imagined"][0]).content == first.content  # redrawn identically
+    assert client.get(turn["imagined"][1]).content != first.content
+    assert client.get(turn["imagined"][0].rsplit("/", 1)[0] + "/2").status_code == 404

@@ -82,6 +82,17 @@ function showTurn(box, turn) {
     for (const d of new Set(turn.descriptions)) wrote.append(el("div", "", d));
     box.append(wrote);
   }
+  if (turn.imagined && turn.imagined.length) {
+    const seen = el("div", "imagined");
+    seen.append("what I imagined: ");
+    for (const url of turn.imagined) {
+      const img = el("img");
+      img.src = url;
+      img.alt = "an image generated from the query";
+      seen.append(img);
+    }
+    box.append(seen);
+  }
   box.append(grid(turn.results), details);
   const q = el("div", "question", turn.question || "(no question; add a detail, or start a new search)");
   box.append(q);
