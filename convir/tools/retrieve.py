@@ -7,12 +7,9 @@ Query vectors (all unit-normalised):
   an inner-product index this ranks exactly by DAR's fused score ``w_t cos(t, x) + w_v
   mean cos(g, x)`` (before the final normalisation, which does not change the order), so the
   fusion costs one search. ``w_v`` is 0.2 in turns 0-1 and 0.5 after, as in DAR's code.
-- ``stitch``: the target caption's embedding moved by the transition vector,
-  ``t_target + lambda (v_ref - t_ref)``: the reference image's embedding minus its caption's
-  embedding is what the caption leaves out (the look of this image, and the modality gap);
-  adding it to the target caption carries that over to the target. Our interpretation of
-  STiTch's "transition vector", see docs/stitch.md. Without a reference caption,
-  ``t_ref`` is taken as 0.
+- ``stitch``: the mean of the target descriptions after their transitions
+  (``convir.tools.stitch_query``: the published edit-text mix, or our reference image minus
+  its caption), see docs/stitch.md.
 
 The first ``pool`` hits are rescored in logit units: ``cos(q, x) / T + beta * sum_j log
 p(answer_j | x)`` over the answers given so far (zero-shot answer model, ``answers.py``), so
@@ -60,17 +57,12 @@ def query_vector(
     *,
     generated: np.ndarray | None = None,
     image_weight: float = 0.0,
-    reference_image: np.ndarray | None = None,
-    reference_text: np.ndarray | None = None,
-    transition_scale: float = 1.0,
 ) -> np.ndarray:
-    """The unit query vector [D] of a strategy (module docstring has the formulas)."""
+    """The unit query vector [D] of ``text`` or ``dar`` (module docstring has the formulas;
+    STiTch's comes from ``convir.tools.stitch_query``)."""
     q = text.astype(np.float64)
     if strategy == "dar" and generated is not None and len(generated):
         q = (1.0 - image_weight) * q + image_weight * np.mean(generated, axis=0)
-    elif strategy == "stitch" and reference_image is not None:
-        ref_text = reference_text if reference_text is not None else 0.0
-        q = q + transition_scale * (reference_image - ref_text)
     return _unit(q).astype(np.float32)
 
 

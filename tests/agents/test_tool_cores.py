@@ -13,6 +13,7 @@ from convir.testbed.questions import mentioned_objects, menu_for_testbed, option
 from convir.tools.ask_clarification import choose_question, clean_answer
 from convir.tools.refine_query import refine_query, target_caption
 from convir.tools.retrieve import dar_weight, query_vector, rescore
+from convir.tools.stitch_query import image_transition, stitch_query
 
 
 def test_information_gain_is_zero_for_a_useless_question_and_log2_for_a_perfect_split():
@@ -134,7 +135,7 @@ def test_dar_weight_schedule_and_transition_vector():
     config = AgentConfig()
     assert [dar_weight(turn, config) for turn in range(4)] == [0.2, 0.2, 0.5, 0.5]
     t, v, tr = np.eye(3)[0], np.eye(3)[1], np.eye(3)[2]
-    q = query_vector(t, "stitch", reference_image=v, reference_text=tr, transition_scale=1.0)
+    q = stitch_query(image_transition(t[None, :], v, tr, scale=1.0))
     assert np.allclose(q, np.array([1.0, 1.0, -1.0]) / math.sqrt(3), atol=1e-6)
     assert np.allclose(rescore(np.array([0.5]), np.array([-2.0]), 0.05, 1.0), [8.0])
 
