@@ -389,7 +389,8 @@ class GalleryIndex:
         return self._views[[self._check_position(p) for p in positions]].astype(np.float32)
 
     def set_views(self, views: Any, augment: str) -> None:
-        """Attach [count, n, dim] view embeddings (kept as float16: half the memory, and
+        """Attach [count, n, dim] view embeddings (kept as float16, not copied when they already
+        are: half the memory, and
         cosines of unit vectors lose < 1e-3)."""
         arr = np.asarray(views)
         if (
@@ -401,7 +402,7 @@ class GalleryIndex:
             raise InputError(
                 f"views must be [{self.count}, n >= 1, {self.dim}]; got {list(arr.shape)}"
             )
-        self._views = arr.astype(np.float16)
+        self._views = arr.astype(np.float16, copy=False)
         self.views_augment = augment
 
     # -- id <-> path ----------------------------------------------------------------------

@@ -39,8 +39,9 @@ def attach_views(
     from convir.models.views import augment_of, embed_views
 
     augment_of(preset)  # an unknown preset fails before any work
-    plain = index.vectors()
-    out = np.repeat(plain[:, None, :], n, axis=1).astype(np.float32)
+    # float16, as the index stores them: no full-size float32 copy at a million images
+    out = np.empty((index.count, n, index.dim), dtype=np.float16)
+    plain = None  # read from the index only if an image cannot be read
     unread = 0
     bar = tqdm(total=index.count, desc="views", unit="img", file=sys.stderr, disable=not progress)
     for start in range(0, index.count, batch_size):
@@ -50,6 +51,8 @@ def attach_views(
                 images.append(load_image(index.path_of(p)))
                 positions.append(p)
             except UnreadableImageError:
+                plain = index.vectors() if plain is None else plain
+                out[p] = plain[p]  # every view = the plain embedding
                 unread += 1
         if images:
             ids = [index.id_of(p) for p in positions]
