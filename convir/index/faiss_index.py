@@ -389,9 +389,8 @@ class GalleryIndex:
         return self._views[[self._check_position(p) for p in positions]].astype(np.float32)
 
     def set_views(self, views: Any, augment: str) -> None:
-        """Attach [count, n, dim] view embeddings (kept as float16, not copied when they already
-        are: half the memory, and
-        cosines of unit vectors lose < 1e-3)."""
+        """Attach [count, n, dim] view embeddings, kept as float16 (half the memory; cosines
+        of unit vectors lose < 1e-3) and not copied when they already are."""
         arr = np.asarray(views)
         if (
             arr.ndim != 3
