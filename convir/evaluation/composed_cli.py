@@ -147,7 +147,7 @@ def _benchmark(
         run_benchmark,
         write_outputs,
     )
-    from convir.state import STITCH_VARIANTS, AgentConfig
+    from convir.state import AgentConfig, stitch_form
 
     if benchmark not in BENCHMARKS:
         raise InputError(f"--benchmark must be one of {', '.join(BENCHMARKS)}; got {benchmark!r}")
@@ -155,15 +155,12 @@ def _benchmark(
         raise InputError("--benchmark needs --index (the indexed images) and --annotations")
     if split not in ("val", "test"):
         raise InputError(f"--split must be val or test; got {split!r}")
-    if stitch not in STITCH_VARIANTS:
-        raise InputError(f"--stitch must be one of {', '.join(STITCH_VARIANTS)}; got {stitch!r}")
+    form = stitch_form(stitch)
     if vlm and not use_llm:
         raise InputError("--vlm sends the reference image to the LLM: add --llm")
     queries, records = load_queries(benchmark, annotations)
     resources = _resources(index, None, None, None, None, False, use_llm)
-    config = AgentConfig(
-        strategy="stitch", top_k=100, llm_sees_reference=vlm, **STITCH_VARIANTS[stitch]
-    )
+    config = AgentConfig(strategy="stitch", top_k=100, llm_sees_reference=vlm, **form)
     gallery_ids(resources, benchmark, queries)  # a wrong folder fails before any work
     agent = ConvirAgent(resources, RulePolicy(ask=False), config)
     from tqdm import tqdm
