@@ -16,6 +16,7 @@ from convir.state import AgentConfig, ConvState
 from convir.turn import TurnResult
 
 if TYPE_CHECKING:
+    from convir.agents.explain import RankExplanation
     from convir.agents.policy import Policy
     from convir.agents.resources import Resources
 
@@ -143,6 +144,18 @@ class ConvirAgent:
     def state(self, thread_id: str) -> ConvState:
         """The conversation's checkpointed state ({} if it never started)."""
         return dict(self.graph.get_state(self._cfg(thread_id)).values)  # type: ignore[return-value]
+
+    def explain(self, thread_id: str, image_id: str) -> RankExplanation:
+        """Why ``image_id`` ranks where it does in the conversation's current turn: its
+        first-stage similarity, each answer's term and the rerank's share
+        (``convir.agents.explain``). ``KeyError`` for an image not in the gallery,
+        ``InputError`` for a conversation that never started."""
+        from convir.agents.explain import explain_rank
+
+        state = self.state(thread_id)
+        if not state:
+            raise InputError(f"no conversation {thread_id!r}")
+        return explain_rank(self.resources, self.config, state, image_id)
 
     def pending_question(self, thread_id: str) -> str | None:
         snap = self.graph.get_state(self._cfg(thread_id))

@@ -3,7 +3,8 @@
 Each line the user types is one turn: the agent's tools run (their names are printed to
 stderr as each finishes), then the top results and the agent's question are printed to
 stdout. Answering the question is simply typing the next line. ``/transcript`` prints what
-the agent did so far, ``/quit`` or end of input ends the chat. Input may be piped (one
+the agent did so far, ``/why N`` (a rank, or a gallery id) the terms of that result's score,
+``/quit`` or end of input ends the chat. Input may be piped (one
 message per line), which is how the tests drive it.
 
 Conversations live in a LangGraph checkpointer: ``--checkpoint sqlite:chats.db --thread t1``
@@ -144,8 +145,11 @@ def chat_loop(
         if line == "/transcript":
             _print_transcript(agent, thread)
             continue
+        if line == "/why" or line.startswith("/why "):
+            _print_why(agent, thread, line[4:].strip() or "1")
+            continue
         if line.startswith("/") and " " not in line:
-            typer.echo(f"unknown command {line}; /transcript shows the log, /quit ends", err=True)
+            typer.echo(f"unknown command {line}; {_COMMANDS}", err=True)
             continue
         if agent.state(thread):
             line = _chosen_option(line, options)
@@ -240,7 +244,7 @@ def _greet(agent: ConvirAgent, thread: str, checkpoint: str) -> None:
         if checkpoint not in ("", "memory"):
             resume = f"; continue later with --checkpoint {checkpoint} --thread {thread}"
         typer.echo(f"thread {thread}, gallery of {n} images{resume}", err=True)
-    typer.echo("describe the image you look for; /transcript shows the log, /quit ends", err=True)
+    typer.echo(f"describe the image you look for; {_COMMANDS}", err=True)
 
 
 def _lines() -> Iterator[str]:
@@ -306,6 +310,27 @@ def _print_turn(agent: ConvirAgent, result: TurnResult, top: int) -> None:
             typer.echo(f"        {numbered}   (a number answers with that option)")
     else:
         typer.echo("convir> (no question this turn; add a detail, or /quit)")
+
+
+_COMMANDS = "/transcript shows the log, /why N explains result N, /quit ends"
+
+
+def _print_why(agent: ConvirAgent, thread: str, which: str) -> None:
+    """The terms of a result's score: ``which`` is a rank (1 = top) or a gallery id."""
+    ranking = agent.state(thread).get("candidates", [])
+    if not ranking:
+        typer.echo("(no results yet)", err=True)
+        return
+    item = ranking[int(which) - 1] if which.isdigit() and 1 <= int(which) <= len(ranking) else which
+    try:
+        why = agent.explain(thread, item)
+    except KeyError:
+        typer.echo(f"no gallery image {which!r}: give a rank (1-{len(ranking)}) or an id", err=True)
+        return
+    place = f"#{why.rank}, score {why.score:.3f}" if why.rank else "not ranked"
+    typer.echo(f"  {why.image_id}: {place} (searched with {why.how})")
+    for term in why.terms:
+        typer.echo(f"    {term.value:+8.3f}  {term.label}")
 
 
 def _print_transcript(agent: ConvirAgent, thread: str) -> None:

@@ -137,6 +137,17 @@ def test_a_number_answers_with_that_option():
     assert f"-> {numbered.group(1)!r}" in proc.stdout  # the answer recorded is the option
 
 
+def test_why_explains_a_result_by_rank_or_id():
+    proc = chat("--top", 2, stdin="a red circle\n1\n/why 2\n/why nope\n")
+    assert proc.returncode == 0, proc.stderr
+    second = re.findall(r"^\s+2  (\S+)  \S+  (-?[\d.]+)$", proc.stdout, re.M)[-1]
+    head = re.search(rf"^  {second[0]}: #2, score (-?[\d.]+)", proc.stdout, re.M)
+    assert head and head.group(1) == second[1], proc.stdout
+    terms = [float(v) for v in re.findall(r"^\s+([+-][\d.]+)  ", proc.stdout, re.M)]
+    assert abs(sum(terms) - float(second[1])) < 2e-3 and len(terms) >= 2  # similarity + answer
+    assert "no gallery image 'nope'" in proc.stderr
+
+
 def test_chat_runs_our_stitch_form_when_asked():
     from convir.state import STITCH_VARIANTS, stitch_form
 

@@ -31,8 +31,10 @@ from convir.server.models import (
     Result,
     SessionIn,
     SessionOut,
+    TermOut,
     TurnOut,
     UploadOut,
+    WhyOut,
 )
 from convir.server.streaming import run_turn
 from convir.server.uploads import (
@@ -443,6 +445,27 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
         buffer = io.BytesIO()
         images[0][k].save(buffer, format="PNG")
         return Response(buffer.getvalue(), media_type="image/png", headers=_CACHE)
+
+    @app.get("/sessions/{session_id}/why/{image_id:path}", tags=["sessions"])
+    def get_why(session_id: SessionId, image_id: str) -> WhyOut:
+        """Why a gallery image ranks where it does in the session's current turn: its
+        first-stage similarity, each answer's term and the rerank's share (they add up to
+        the score the result carries)."""
+        existing(session_id)
+        try:
+            why = agent.explain(session_id, image_id)
+        except KeyError:
+            raise HTTPException(
+                404, f"no gallery image {image_id!r}; use an id from results"
+            ) from None
+        return WhyOut(
+            image_id=why.image_id,
+            rank=why.rank,
+            score=why.score,
+            similarity=why.similarity,
+            how=why.how,
+            terms=[TermOut(label=t.label, value=t.value) for t in why.terms],
+        )
 
     @app.get("/", include_in_schema=False)
     def page(request: Request) -> Response:

@@ -93,6 +93,26 @@ class TurnOut(BaseModel):
     transcript: list[str] = Field(description="this turn's steps, one line each")
 
 
+class TermOut(BaseModel):
+    """One additive part of a result's score, in logit units."""
+
+    label: str
+    value: float
+
+
+class WhyOut(BaseModel):
+    """Why a gallery image ranks where it does in the session's current turn: the terms of
+    its score (first-stage similarity / temperature, each answer's log-likelihood term, and
+    the rerank's share), which add up to ``score``."""
+
+    image_id: str
+    rank: int | None = Field(description="1-based place in the current ranking; null if not kept")
+    score: float | None = Field(description="the score shown with the result")
+    similarity: float = Field(description="cosine of the turn's first-stage query and the image")
+    how: str = Field(description="how the first-stage query was built")
+    terms: list[TermOut]
+
+
 class SessionOut(BaseModel):
     """A conversation as checkpointed: everything said and done, and its current results."""
 

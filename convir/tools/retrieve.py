@@ -89,6 +89,20 @@ def answers_loglik(
     return answers.answer_loglik(turns, resources.vectors[pool], asked, texts)
 
 
+def first_stage_pool(
+    resources: Resources, q: np.ndarray, config: AgentConfig, exclude: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(cosines, gallery positions) of the FAISS top ``pool`` for ``q``, best first, without
+    the excluded id (a composed query's reference)."""
+    cos, positions = resources.index.search(q[None, :], config.pool + (1 if exclude else 0))
+    keep = positions[0] >= 0
+    cos, positions = cos[0][keep], positions[0][keep]
+    if exclude is not None:
+        mask = positions != resources.index.position_of(exclude)
+        cos, positions = cos[mask], positions[mask]
+    return cos, positions
+
+
 def retrieve(
     resources: Resources,
     q: np.ndarray,
@@ -103,12 +117,7 @@ def retrieve(
     ``asked``: the options and facts of the questions the agent asked (state), so every
     answer is scored as its question's bank meant it.
     """
-    cos, positions = resources.index.search(q[None, :], config.pool + (1 if exclude else 0))
-    keep = positions[0] >= 0
-    cos, positions = cos[0][keep], positions[0][keep]
-    if exclude is not None:
-        mask = positions != resources.index.position_of(exclude)
-        cos, positions = cos[mask], positions[mask]
+    cos, positions = first_stage_pool(resources, q, config, exclude)
     loglik = answers_loglik(resources, positions, turns, answers, config, asked)
     scores = rescore(cos, loglik, config.temperature, config.answer_weight)
     order = np.argsort(-scores, kind="stable")[: config.top_k]
@@ -122,26 +131,8 @@ def node(
 
     def retrieve_node(state: ConvState) -> dict:
         steps = [*state.get("steps", []), "retrieve"]
-        query = state.get("query") or " ".join(state.get("dialogue", [])[:1])
-        strategy = state.get("strategy", "dar")
-        ref = state.get("reference_id") if strategy == "stitch" else None
-        w_v = dar_weight(state.get("turn", 0), config)
-        generated = None
-        if strategy == "stitch":
-            q, how = _stitch_vector(resources, config, state, ref)
-        else:
-            text = query
-            if strategy == "dar" and config.dar_query == "joined" and state.get("refined"):
-                text = ", ".join(state["refined"])
-            if strategy == "dar" and state.get("generated") and state.get("generated_for") == query:
-                generated = np.asarray(state["generated"], dtype=np.float32)
-            q = query_vector(
-                resources.text(text).pooled.numpy()[0],
-                strategy,
-                generated=generated,
-                image_weight=w_v,
-            )
-            how = f"w_v={w_v}" if generated is not None else strategy
+        ref = state.get("reference_id") if state.get("strategy", "dar") == "stitch" else None
+        q, how = first_stage_query(resources, config, state)
         turns = state.get("dialogue", [])[1:]
         ids, scores = retrieve(
             resources, q, turns, answers, config, exclude=ref, asked=state.get("asked_options")
@@ -159,8 +150,30 @@ def node(
     return retrieve_node
 
 
+def first_stage_query(
+    resources: Resources, config: AgentConfig, state: ConvState
+) -> tuple[np.ndarray, str]:
+    """The unit query vector [D] the state's turn searches with, and a note of how it was
+    built (text, DAR's fusion with the generated images, or STiTch's descriptions)."""
+    query = state.get("query") or " ".join(state.get("dialogue", [])[:1])
+    strategy = state.get("strategy", "dar")
+    if strategy == "stitch":
+        return _stitch_vector(resources, config, state)
+    text = query
+    if strategy == "dar" and config.dar_query == "joined" and state.get("refined"):
+        text = ", ".join(state["refined"])
+    generated = None
+    if strategy == "dar" and state.get("generated") and state.get("generated_for") == query:
+        generated = np.asarray(state["generated"], dtype=np.float32)
+    w_v = dar_weight(state.get("turn", 0), config)
+    q = query_vector(
+        resources.text(text).pooled.numpy()[0], strategy, generated=generated, image_weight=w_v
+    )
+    return q, (f"w_v={w_v}" if generated is not None else strategy)
+
+
 def _stitch_vector(
-    resources: Resources, config: AgentConfig, state: ConvState, ref: str | None
+    resources: Resources, config: AgentConfig, state: ConvState
 ) -> tuple[np.ndarray, str]:
     """STiTch's first-stage query and a note: the descriptions' mean after the transitions."""
     from convir.tools.stitch_query import description_vectors, stitch_query, uses_image_transition

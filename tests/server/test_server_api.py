@@ -351,3 +351,56 @@ def test_a_dar_turn_shows_what_it_imagined(server_resources):
     assert client.get(turn["imagined"][0]).content == first.content  # redrawn identically
     assert client.get(turn["imagined"][1]).content != first.content
     assert client.get(turn["imagined"][0].rsplit("/", 1)[0] + "/2").status_code == 404
+
+
+def _terms_add_up(why):
+    assert why["score"] == pytest.approx(sum(t["value"] for t in why["terms"]), abs=1e-3)
+
+
+def test_each_result_says_why_it_ranks_and_the_terms_add_up(client):
+    turn = client.post("/sessions", json={"message": "a red circle"}).json()
+    sid, top = turn["session_id"], turn["results"][0]
+    why = client.get(f"/sessions/{sid}/why/{top['id']}").json()
+    assert why["rank"] == 1 and why["score"] == pytest.approx(top["score"], abs=1e-6)
+    assert why["terms"][0]["label"].startswith("similarity") and 0 < why["similarity"] <= 1
+    assert why["how"] == "text"
+    _terms_add_up(why)
+
+    answered = client.post(f"/sessions/{sid}/messages", json={"message": turn["options"][0]})
+    after = answered.json()
+    for result in after["results"][:5]:
+        why = client.get(f"/sessions/{sid}/why/{result['id']}").json()
+        _terms_add_up(why)
+        assert why["score"] == pytest.approx(result["score"], abs=1e-6)
+    # the answer moved candidates: some shown result carries an answer term of its own
+    answer_terms = [
+        t
+        for r in after["results"]
+        for t in client.get(f"/sessions/{sid}/why/{r['id']}").json()["terms"]
+        if t["label"].startswith("answer: ")
+    ]
+    assert answer_terms and turn["question"] in answer_terms[0]["label"]
+    assert client.get(f"/sessions/{sid}/why/not-an-image").status_code == 404
+    assert client.get(f"/sessions/0123abc/why/{top['id']}").status_code == 404
+
+
+def test_a_stitch_result_names_the_set_score_that_reranked_it(make_client, server_resources):
+    client = make_client(strategy="auto")
+    reference = server_resources.index.id_of(7)
+    turn = client.post(
+        "/sessions", json={"message": "make the circle blue", "reference_id": reference}
+    ).json()
+    sid = turn["session_id"]
+    why = client.get(f"/sessions/{sid}/why/{turn['results'][0]['id']}").json()
+    assert why["how"].startswith("stitch") and why["rank"] == 1
+    _terms_add_up(why)
+    assert why["terms"][-1]["label"].startswith("rerank: ct set score")
+    ranked = {r["id"] for r in turn["results"]}
+    far = next(
+        server_resources.index.id_of(p)
+        for p in range(199, 0, -1)
+        if server_resources.index.id_of(p) not in ranked | {reference}
+    )
+    outside = client.get(f"/sessions/{sid}/why/{far}").json()
+    assert outside["terms"][0]["label"].startswith("similarity")
+    assert (outside["rank"] is None) == (outside["score"] is None)

@@ -59,6 +59,12 @@ def test_chat_page_shows_results_asks_and_refines(serve_cli):
             assert page.locator(".turn .strategy").last.inner_text() == "text"
             assert "[retrieve]" in page.locator(".turn .steps").last.inner_text()
 
+            # each result says why it ranks: the terms of its score, first the similarity
+            page.locator(".turn").last.locator(".results .why-button").first.click()
+            page.wait_for_selector(".turn .why .why-term")
+            why = page.locator(".turn .why").last.inner_text()
+            assert f"{first[0]}: #1" in why and "similarity" in why
+
             # the question's options are buttons: tab to the first one, Enter answers it
             buttons = page.locator(".turn").nth(0).locator(".options button")
             labels = buttons.all_inner_texts()
@@ -71,6 +77,12 @@ def test_chat_page_shows_results_asks_and_refines(serve_cli):
             assert result_ids(page) != first
             assert page.locator(".turn .question").last.inner_text() != question
             assert buttons.first.is_disabled()  # an answered question's buttons are spent
+            assert page.locator(".turn").nth(0).locator(".why-button").first.is_disabled()
+            page.locator(".turn").last.locator(".why-button").nth(1).click()
+            page.wait_for_function(
+                "document.querySelectorAll('.turn')[1].querySelector('.why .why-term')"
+            )
+            assert "answer: " in page.locator(".turn").last.locator(".why").inner_text()
 
             page.locator(".turn").last.locator(".results figure").nth(2).click()
             picked = page.inner_text("#reference-id")
@@ -86,6 +98,46 @@ def test_chat_page_shows_results_asks_and_refines(serve_cli):
             page.wait_for_function(
                 "document.querySelector('.turn:last-of-type img.reference-thumb').naturalWidth > 0"
             )
+            assert not errors, errors
+        finally:
+            browser.close()
+
+
+def test_dar_and_stitch_turns_show_what_they_imagined_and_described(serve_cli):
+    with (
+        serve_cli("--checkpoint", "memory", "--strategy", "auto", "--generate") as (url, _),
+        sync_api.sync_playwright() as play,
+    ):
+        browser = play.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+        )
+        try:
+            page = browser.new_page()
+            errors = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(url)
+            page.fill("#message", "a red circle on a white background")
+            page.click("#send")
+            page.wait_for_selector(".turn .question", timeout=120_000)
+            assert page.locator(".turn .strategy").last.inner_text() == "dar"
+            page.wait_for_function(
+                """() => {
+                    const imgs = [...document.querySelectorAll('.turn .imagined img')];
+                    return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);
+                }""",
+                timeout=60_000,
+            )
+            page.locator(".turn").last.locator(".results figure").nth(0).click()
+            page.fill("#message", "make the circle blue")
+            page.click("#send")
+            page.wait_for_function(
+                "document.querySelectorAll('.turn .question').length == 2", timeout=120_000
+            )
+            assert page.locator(".turn .strategy").last.inner_text() == "stitch"
+            described = page.locator(".turn").last.locator(".descriptions")
+            described.locator("summary").click()
+            lines = described.locator("div").all_inner_texts()
+            assert lines and any("blue" in line for line in lines)
             assert not errors, errors
         finally:
             browser.close()

@@ -24,8 +24,10 @@ function scrollDown() {
   log.scrollTop = log.scrollHeight;
 }
 
-function grid(results) {
+function grid(results, sessionId) {
   const box = el("div", "results");
+  const why = el("div", "why");
+  why.hidden = true;
   for (const r of results) {
     const fig = el("figure");
     const img = el("img");
@@ -35,9 +37,42 @@ function grid(results) {
     img.title = `${r.id} (score ${r.score.toFixed(2)}): click to edit this image`;
     fig.append(img, el("figcaption", "", r.id));
     fig.addEventListener("click", () => pickReference(r.id, r.image_url, fig));
+    if (sessionId) {
+      // why it ranks: the terms of its score in this (the latest) turn
+      const ask = el("button", "why-button", "why?");
+      ask.type = "button";
+      ask.title = `why ${r.id} ranks here`;
+      ask.addEventListener("click", (ev) => {
+        ev.stopPropagation();
+        explain(sessionId, r.id, why);
+      });
+      fig.append(ask);
+    }
     box.append(fig);
   }
-  return box;
+  const wrap = el("div");
+  wrap.append(box, why);
+  return wrap;
+}
+
+async function explain(sessionId, id, panel) {
+  const path = id.split("/").map(encodeURIComponent).join("/");
+  panel.hidden = false;
+  panel.textContent = "…";
+  try {
+    const response = await fetch(`/sessions/${sessionId}/why/${path}`);
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.detail || response.statusText);
+    panel.textContent = "";
+    const place = body.rank ? `#${body.rank}, score ${body.score.toFixed(2)}` : "not ranked";
+    panel.append(el("div", "why-head", `${id}: ${place} (searched with ${body.how})`));
+    for (const t of body.terms) {
+      const sign = t.value >= 0 ? "+" : "−";
+      panel.append(el("div", "why-term", `${sign}${Math.abs(t.value).toFixed(2)}  ${t.label}`));
+    }
+  } catch (err) {
+    panel.textContent = `could not explain ${id}: ${err.message || err}`;
+  }
 }
 
 function pickReference(id, url, fig) {
@@ -93,7 +128,7 @@ function showTurn(box, turn) {
     }
     box.append(seen);
   }
-  box.append(grid(turn.results), details);
+  box.append(grid(turn.results, turn.session_id), details);
   const q = el("div", "question", turn.question || "(no question; add a detail, or start a new search)");
   box.append(q);
   if (turn.question && turn.options && turn.options.length) {
@@ -164,6 +199,8 @@ async function send(text) {
   $("send").disabled = true;
   // earlier questions' buttons answer nothing any more
   document.querySelectorAll(".options button").forEach((b) => (b.disabled = true));
+  // earlier rankings are gone from the state: only the newest turn can explain itself
+  document.querySelectorAll(".why-button").forEach((b) => (b.disabled = true));
   const editing = reference;
   const user = el("div", "user", text);
   if (editing) user.textContent = `edit ${editing}: ${text}`;
