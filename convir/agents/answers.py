@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import BaseModel, Field
 
-from convir.agents.questions import Askable, states
+from convir.agents.questions import Askable
+from convir.agents.text_reader import PoolTexts
 from convir.errors import LLMError
 from convir.models.refiner import is_yes_no, split_turn, turn_to_fact
 
@@ -131,7 +132,7 @@ class AnswerModel:
         question: str,
         options: tuple[str, ...],
         X: np.ndarray,
-        captions: Sequence[str | None] | None = None,
+        captions: Sequence[str | None] | PoolTexts | None = None,
     ) -> np.ndarray:
         """``p(option | image)`` [N, len(options)] for candidate vectors ``X`` [N, D]."""
         return self.probabilities_many([Askable(question, options)], X, captions)[0]
@@ -140,7 +141,7 @@ class AnswerModel:
         self,
         asks: Sequence[Askable],
         X: np.ndarray,
-        captions: Sequence[str | None] | None = None,
+        captions: Sequence[str | None] | PoolTexts | None = None,
     ) -> list[np.ndarray]:
         """:meth:`probabilities` for many questions at once: one cosine matrix for all facts.
 
@@ -151,6 +152,7 @@ class AnswerModel:
         facts = [facts_of(a) for a in asks]
         wanted = [f for row in facts for f in row if f]
         cos_all = X @ self._vectors(wanted).T if wanted else np.zeros((len(X), 0))
+        texts = _reader(captions)
         out, col = [], 0
         for row in facts:
             positive = [i for i, f in enumerate(row) if f]
@@ -166,8 +168,8 @@ class AnswerModel:
             logits -= logits.max(axis=1, keepdims=True)
             p = np.exp(logits)
             p /= p.sum(axis=1, keepdims=True)
-            if captions is not None:
-                _read_captions(p, row, captions)
+            if texts is not None:
+                _read_captions(p, row, texts)
             out.append(p)
         return out
 
@@ -176,7 +178,7 @@ class AnswerModel:
         turns: list[str],
         X: np.ndarray,
         asked: Mapping[str, Mapping] | None = None,
-        captions: Sequence[str | None] | None = None,
+        captions: Sequence[str | None] | PoolTexts | None = None,
     ) -> np.ndarray:
         """Sum over answered turns of ``log p(answer | image)`` [N]; unknown turns add 0.
 
@@ -226,33 +228,36 @@ def turn_question(turn: str, asked: Mapping[str, Mapping]) -> tuple[Askable, int
     return ask, 1 if answer == "no" or answer.startswith("no ") else 0
 
 
-def _read_captions(
-    p: np.ndarray, facts: Sequence[str | None], captions: Sequence[str | None]
-) -> None:
+def _reader(captions: Sequence[str | None] | PoolTexts | None) -> PoolTexts | None:
+    if captions is None or isinstance(captions, PoolTexts):
+        return captions
+    return PoolTexts.of(captions)
+
+
+def _read_captions(p: np.ndarray, facts: Sequence[str | None], texts: PoolTexts) -> None:
     """Replace, in place, the rows of captioned candidates by what their text states."""
     positive = [i for i, f in enumerate(facts) if f]
     if not positive:
         return
-    said = np.zeros((len(captions), len(facts)), dtype=bool)
-    for r, caption in enumerate(captions):
-        if caption:
-            for i in positive:
-                said[r, i] = states(caption, facts[i])  # type: ignore[arg-type]
+    said = np.zeros((len(texts), len(facts)), dtype=bool)
+    for i in positive:
+        said[:, i] = texts.said(facts[i])  # type: ignore[arg-type]
     if not said.any():
         return  # no text states any of these facts: the embedder knows more
+    captioned = texts.captioned
     negative = [i for i, f in enumerate(facts) if not f]
-    for r, caption in enumerate(captions):
-        if not caption:
-            continue
-        hit = said[r]
-        if not hit.any() and negative:
-            hit = np.zeros(len(facts), dtype=bool)
-            hit[negative] = True
-        if not hit.any():
-            continue
-        row = np.full(len(facts), CAPTION_EPS / max(1, (~hit).sum()))
-        row[hit] = (1 - CAPTION_EPS) / hit.sum() if (~hit).any() else 1.0 / hit.sum()
-        p[r] = row / row.sum()
+    if negative:  # a text that states no positive fact says "none of these"
+        silent = captioned & ~said.any(axis=1)
+        said[np.ix_(silent, negative)] = True
+    rows = np.flatnonzero(captioned & said.any(axis=1))
+    if not len(rows):
+        return
+    hit = said[rows]
+    n_hit = hit.sum(axis=1, keepdims=True)
+    n_miss = len(facts) - n_hit
+    on = np.where(n_miss > 0, (1 - CAPTION_EPS) / n_hit, 1.0 / n_hit)
+    read = np.where(hit, on, CAPTION_EPS / np.maximum(1, n_miss))
+    p[rows] = read / read.sum(axis=1, keepdims=True)
 
 
 def information_gain(p: np.ndarray, weights: np.ndarray) -> float:

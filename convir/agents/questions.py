@@ -170,26 +170,42 @@ def yes_no_question(phrase: str) -> str:
     return f"is there {article(phrase)}?"
 
 
+class ClauseIndex:
+    """Which of some texts state a fact, read as :func:`states` reads one, for many facts at
+    once: an inverted index from clause words to clauses, so a fact costs a few set
+    intersections instead of a pass over every text's clauses."""
+
+    def __init__(self, texts: Sequence[str | None]) -> None:
+        self._where: list[tuple[int, tuple[str, ...]]] = []  # clause -> (text row, places)
+        self._by_word: dict[str, set[int]] = {}
+        for r, text in enumerate(texts):
+            if not text:
+                continue
+            for words, places in _clause_sets(text):
+                for w in words:
+                    self._by_word.setdefault(w, set()).add(len(self._where))
+                self._where.append((r, places))
+
+    def holders(self, fact_text: str) -> set[int]:
+        """The rows of the texts that state ``fact_text``."""
+        want = sorted(_content(fact_text), key=lambda w: len(self._by_word.get(w, ())))
+        if not want:
+            return set()
+        hits = set(self._by_word.get(want[0], ()))
+        for w in want[1:]:
+            if not hits:
+                break
+            hits &= self._by_word.get(w, set())
+        place = _places(fact_text)
+        return {self._where[c][0] for c in hits if not place or self._where[c][1] == place}
+
+
 def _holders(texts: list[str], longest: int) -> dict[str, set[int]]:
-    """Every mined phrase and the texts that state it, read as the answer model reads a
-    fact (:func:`states`), through an inverted index of clause words."""
-    where_of: list[tuple[int, tuple[str, ...]]] = []
-    by_word: dict[str, set[int]] = {}
-    for r, text in enumerate(texts):
-        for words, places in _clause_sets(text):
-            for w in words:
-                by_word.setdefault(w, set()).add(len(where_of))
-            where_of.append((r, places))
+    """Every mined phrase and the texts that state it (:class:`ClauseIndex`)."""
+    index = ClauseIndex(texts)
     out: dict[str, set[int]] = {}
     for phrase in set().union(*(_phrases(t, longest) for t in texts)):
-        want = sorted(_content(phrase), key=lambda w: len(by_word.get(w, ())))
-        if not want:
-            continue
-        hits = set(by_word.get(want[0], ()))
-        for w in want[1:]:
-            hits &= by_word.get(w, set())
-        place = _places(phrase)
-        who = {where_of[c][0] for c in hits if not place or where_of[c][1] == place}
+        who = index.holders(phrase)
         if who:
             out[phrase] = who
     return out

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from convir.agents.questions import QuestionBank
+    from convir.agents.text_reader import GalleryTexts, PoolTexts
     from convir.index.faiss_index import GalleryIndex
     from convir.models.embedder import Embedder, TextFeatures
     from convir.models.generator import Generator
@@ -52,6 +53,7 @@ class Resources:
     _views: OrderedDict[tuple, np.ndarray] = field(default_factory=OrderedDict, repr=False)
     _texts: OrderedDict[str, TextFeatures] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _gallery_texts: GalleryTexts | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.vectors.shape != (self.index.count, self.index.dim):
@@ -200,6 +202,21 @@ class Resources:
         if self.captions is None:
             return None
         return self.captions[self.index.position_of(item_id)]
+
+    def texts_at(self, positions: Sequence[int] | np.ndarray) -> PoolTexts | None:
+        """A reader of these positions' texts for the answer model (None without texts):
+        through one index of the whole gallery, built on first use, up to
+        ``GALLERY_INDEX_MAX`` texts; above that, an index of just these texts."""
+        from convir.agents.text_reader import GALLERY_INDEX_MAX, GalleryTexts, PoolTexts
+
+        if self.captions is None:
+            return None
+        if len(self.captions) > GALLERY_INDEX_MAX:
+            return PoolTexts.of([self.captions[int(p)] for p in positions])
+        with self._lock:
+            if self._gallery_texts is None:
+                self._gallery_texts = GalleryTexts(self.captions)
+        return self._gallery_texts.pool(positions)
 
     def captions_at(self, positions: Sequence[int]) -> list[str | None] | None:
         """The texts of these gallery positions, or None when the gallery has none."""

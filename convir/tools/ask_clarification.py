@@ -29,6 +29,7 @@ from convir.state import MAX_MESSAGE_CHARS, AgentConfig, ConvState
 if TYPE_CHECKING:
     from convir.agents.answers import AnswerModel
     from convir.agents.resources import Resources
+    from convir.agents.text_reader import PoolTexts
 
 
 class AskClarificationArgs(BaseModel):
@@ -52,7 +53,7 @@ def choose_question(
     *,
     mode: Literal["info_gain", "random"] = "info_gain",
     seed: int = 0,
-    captions: Sequence[str | None] | None = None,
+    captions: Sequence[str | None] | PoolTexts | None = None,
 ) -> tuple[Askable | None, float]:
     """(the question to ask, its information gain in nats); None when nothing is left.
 
@@ -116,7 +117,7 @@ def node(
             answers,
             mode=config.questions,
             seed=seed,
-            captions=captions if config.read_captions else None,
+            captions=resources.texts_at(positions) if config.read_captions else None,
         )
         steps = [*state.get("steps", []), "ask_clarification"]
         if question is None:

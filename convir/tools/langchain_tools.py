@@ -208,7 +208,7 @@ def _ask_clarification(
         answers,
         mode=args.mode,
         seed=config.seed,
-        captions=captions if config.read_captions else None,
+        captions=resources.texts_at(positions) if config.read_captions else None,
     )
     if question is None:
         return {"question": None, "options": [], "information_gain": 0.0}

@@ -85,7 +85,7 @@ def answers_loglik(
     pool = [int(p) for p in positions]
     if answers is None or config.answer_weight <= 0 or not turns or not pool:
         return np.zeros(len(pool))
-    texts = resources.captions_at(pool) if config.read_captions else None
+    texts = resources.texts_at(pool) if config.read_captions else None
     return answers.answer_loglik(turns, resources.vectors[pool], asked, texts)
 
 

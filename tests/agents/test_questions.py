@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from convir.agents.answers import AnswerModel, states, turn_question
+from convir.agents.answers import AnswerModel, turn_question
 from convir.agents.questions import (
     NONE_OPTION,
     Askable,
@@ -11,6 +11,7 @@ from convir.agents.questions import (
     CaptionBank,
     CombinedBank,
     VocabularyBank,
+    states,
 )
 from convir.evaluation.users import TestbedUser
 from convir.models.embedder import TextFeatures
