@@ -113,19 +113,30 @@ class AnswerModel:
     def __init__(self, embedder: Embedder, temperature: float = 0.05) -> None:
         self.embedder = embedder
         self.temperature = temperature
-        self._facts: dict[str, np.ndarray] = {}
+        self._facts: dict[str, int] = {}  # fact -> its row of ``_matrix``
+        self._matrix = np.zeros((0, 0), dtype=np.float32)
         self._lock = threading.Lock()
 
     def _vectors(self, facts: list[str]) -> np.ndarray:
-        """Unit fact embeddings [len(facts), D]; each distinct fact is embedded once."""
+        """Unit fact embeddings [len(facts), D]; each distinct fact is embedded once and
+        kept as a row of one matrix, so a menu's facts are one gather, not a stack."""
         with self._lock:
             missing = [f for f in dict.fromkeys(facts) if f not in self._facts]
         if missing:
             pooled = self.embedder.encode_text(missing).pooled.numpy().astype(np.float32)
             with self._lock:
-                self._facts.update(zip(missing, pooled, strict=True))
+                for f, v in zip(missing, pooled, strict=True):
+                    if f in self._facts:
+                        continue
+                    if len(self._facts) == len(self._matrix):
+                        grown = np.zeros((max(256, 2 * len(self._matrix)), len(v)), np.float32)
+                        if len(self._matrix):
+                            grown[: len(self._matrix)] = self._matrix
+                        self._matrix = grown
+                    self._matrix[len(self._facts)] = v
+                    self._facts[f] = len(self._facts)
         with self._lock:
-            return np.stack([self._facts[f] for f in facts])
+            return self._matrix[[self._facts[f] for f in facts]]
 
     def probabilities(
         self,
@@ -151,27 +162,28 @@ class AnswerModel:
         """
         facts = [facts_of(a) for a in asks]
         wanted = [f for row in facts for f in row if f]
-        cos_all = X @ self._vectors(wanted).T if wanted else np.zeros((len(X), 0))
-        texts = _reader(captions)
-        out, col = [], 0
-        for row in facts:
-            positive = [i for i, f in enumerate(row) if f]
-            logits = np.full((len(X), len(row)), -np.inf, dtype=np.float64)
-            if positive:
-                cos = cos_all[:, col : col + len(positive)]
-                col += len(positive)
-                logits[:, positive] = cos / self.temperature
-                null = float(np.median(cos.max(axis=1))) / self.temperature
-            else:
-                null = 0.0
-            logits[:, [i for i, f in enumerate(row) if not f]] = null
-            logits -= logits.max(axis=1, keepdims=True)
-            p = np.exp(logits)
-            p /= p.sum(axis=1, keepdims=True)
-            if texts is not None:
-                _read_captions(p, row, texts)
-            out.append(p)
-        return out
+        cos = X @ self._vectors(wanted).T if wanted else np.zeros((len(X), 0), X.dtype)
+        return option_probabilities(facts, cos, self.temperature, _reader(captions))
+
+    def gains(
+        self,
+        asks: Sequence[Askable],
+        X: np.ndarray,
+        weights: np.ndarray,
+        captions: Sequence[str | None] | PoolTexts | None = None,
+    ) -> np.ndarray:
+        """Each question's information gain (nats) over candidates ``X`` weighted by the
+        posterior ``weights`` [N]: :func:`information_gain` of :meth:`probabilities_many`,
+        computed side by side (one pass for the whole menu)."""
+        facts = [facts_of(a) for a in asks]
+        sizes = np.array([len(row) for row in facts], dtype=np.int64)
+        if not len(sizes) or not sizes.all() or len(X) == 0:
+            probs = self.probabilities_many(asks, X, captions)
+            return np.array([information_gain(p, weights) for p in probs])
+        wanted = [f for row in facts for f in row if f]
+        cos = X @ self._vectors(wanted).T if wanted else np.zeros((len(X), 0), X.dtype)
+        p, starts = _side_by_side(facts, cos, self.temperature, _reader(captions), sizes)
+        return information_gains(p, starts, weights)
 
     def answer_loglik(
         self,
@@ -234,30 +246,115 @@ def _reader(captions: Sequence[str | None] | PoolTexts | None) -> PoolTexts | No
     return PoolTexts.of(captions)
 
 
-def _read_captions(p: np.ndarray, facts: Sequence[str | None], texts: PoolTexts) -> None:
-    """Replace, in place, the rows of captioned candidates by what their text states."""
-    positive = [i for i, f in enumerate(facts) if f]
-    if not positive:
+def option_probabilities(
+    facts: Sequence[Sequence[str | None]],
+    cos: np.ndarray,
+    temperature: float,
+    texts: PoolTexts | None = None,
+) -> list[np.ndarray]:
+    """``p(option | candidate)`` [N, len(row)] per question, all questions in one pass.
+
+    ``facts``: each question's facts (None: a negative option); ``cos`` [N, F]: the
+    candidates' cosines with every positive fact, in order. The questions' options are laid
+    side by side in one [N, options] matrix and every per-question step (the negative
+    options' median logit, the softmax, reading the texts) is a segment reduction over it,
+    so a menu of 30 questions costs a few array operations, not 30 passes.
+    """
+    n = cos.shape[0]
+    sizes = np.array([len(row) for row in facts], dtype=np.int64)
+    if not len(sizes) or not sizes.all() or n == 0:  # degenerate: no options or no rows
+        return [
+            _one_question(row, cos, temperature, texts, facts, i) for i, row in enumerate(facts)
+        ]
+    p, starts = _side_by_side(facts, cos, temperature, texts, sizes)
+    return [p[:, a : a + k] for a, k in zip(starts.tolist(), sizes.tolist(), strict=True)]
+
+
+def _side_by_side(
+    facts: Sequence[Sequence[str | None]],
+    cos: np.ndarray,
+    temperature: float,
+    texts: PoolTexts | None,
+    sizes: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(p [N, all options], each question's first column): :func:`option_probabilities`
+    for menus whose questions all have options, over at least one candidate."""
+    n = cos.shape[0]
+    flat = [f for row in facts for f in row]
+    positive = np.array([bool(f) for f in flat])
+    q_of = np.repeat(np.arange(len(facts)), sizes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    best = np.full((n, len(flat)), -np.inf, dtype=cos.dtype)
+    best[:, positive] = cos
+    has_positive = np.bincount(q_of[positive], minlength=len(facts)) > 0
+    null = np.zeros(len(facts))
+    if has_positive.any():
+        medians = np.median(np.maximum.reduceat(best, starts, axis=1)[:, has_positive], axis=0)
+        null[has_positive] = medians.astype(np.float64) / temperature
+    logits = np.empty((n, len(flat)), dtype=np.float64)
+    logits[:, positive] = cos / temperature
+    logits[:, ~positive] = null[q_of[~positive]]
+    logits -= np.maximum.reduceat(logits, starts, axis=1)[:, q_of]
+    p = np.exp(logits)
+    p /= np.add.reduceat(p, starts, axis=1)[:, q_of]
+    if texts is not None and positive.any():
+        _read_captions(p, flat, positive, q_of, starts, sizes, texts)
+    return p, starts
+
+
+def information_gains(p: np.ndarray, starts: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """:func:`information_gain` of every question of a side-by-side matrix at once [Q]."""
+    w = weights / weights.sum()
+    marginal = w @ p
+    h_marginal = -np.add.reduceat(marginal * np.log(np.clip(marginal, 1e-12, 1.0)), starts)
+    h_cond = -np.add.reduceat(w @ (p * np.log(np.clip(p, 1e-12, 1.0))), starts)
+    return h_marginal - h_cond
+
+
+def _one_question(
+    row: Sequence[str | None],
+    cos: np.ndarray,
+    temperature: float,
+    texts: PoolTexts | None,
+    facts: Sequence[Sequence[str | None]],
+    i: int,
+) -> np.ndarray:
+    """A single question of a degenerate menu (a question without options, or no rows)."""
+    if not row or cos.shape[0] == 0:
+        return np.zeros((cos.shape[0], len(row)))
+    col = sum(1 for r in facts[:i] for f in r if f)
+    k = sum(1 for f in row if f)
+    return option_probabilities([row], cos[:, col : col + k], temperature, texts)[0]
+
+
+def _read_captions(
+    p: np.ndarray,
+    flat: Sequence[str | None],
+    positive: np.ndarray,
+    q_of: np.ndarray,
+    starts: np.ndarray,
+    sizes: np.ndarray,
+    texts: PoolTexts,
+) -> None:
+    """Replace, in place, each question's rows of captioned candidates by what their text
+    states (for the questions where at least one text states one of their facts)."""
+    said = np.zeros(p.shape, dtype=bool)
+    said[:, positive] = texts.said([f for f in flat if f])  # type: ignore[misc]
+    stated = np.logical_or.reduceat(said, starts, axis=1)  # [N, Q]: the text states one
+    active = stated.any(axis=0)  # questions some text speaks to; the rest stay with the embedder
+    if not active.any():
         return
-    said = np.zeros((len(texts), len(facts)), dtype=bool)
-    for i in positive:
-        said[:, i] = texts.said(facts[i])  # type: ignore[arg-type]
-    if not said.any():
-        return  # no text states any of these facts: the embedder knows more
-    captioned = texts.captioned
-    negative = [i for i, f in enumerate(facts) if not f]
-    if negative:  # a text that states no positive fact says "none of these"
-        silent = captioned & ~said.any(axis=1)
-        said[np.ix_(silent, negative)] = True
-    rows = np.flatnonzero(captioned & said.any(axis=1))
-    if not len(rows):
-        return
-    hit = said[rows]
-    n_hit = hit.sum(axis=1, keepdims=True)
-    n_miss = len(facts) - n_hit
-    on = np.where(n_miss > 0, (1 - CAPTION_EPS) / n_hit, 1.0 / n_hit)
-    read = np.where(hit, on, CAPTION_EPS / np.maximum(1, n_miss))
-    p[rows] = read / read.sum(axis=1, keepdims=True)
+    captioned = texts.captioned[:, None]
+    silent = captioned & ~stated  # a text that states no positive fact says "none of these"
+    negative = ~positive & active[q_of]
+    said[:, negative] = silent[:, q_of[negative]]
+    n_hit = np.add.reduceat(said, starts, axis=1).astype(np.float64)  # [N, Q]
+    n_miss = sizes[None, :] - n_hit
+    on = np.where(n_miss > 0, (1 - CAPTION_EPS) / np.maximum(n_hit, 1), 1.0 / np.maximum(n_hit, 1))
+    read = np.where(said, on[:, q_of], (CAPTION_EPS / np.maximum(1, n_miss))[:, q_of])
+    read /= np.add.reduceat(read, starts, axis=1)[:, q_of]
+    replace = (captioned & (n_hit > 0) & active[None, :])[:, q_of]
+    p[replace] = read[replace]
 
 
 def information_gain(p: np.ndarray, weights: np.ndarray) -> float:

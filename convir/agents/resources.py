@@ -93,11 +93,15 @@ class Resources:
                 self._texts.popitem(last=False)
         return feats
 
-    def pooled_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Pooled embeddings [len, D] of several texts: one forward pass for those not
-        cached yet (a STiTch turn's descriptions), the rest from :meth:`text`'s cache."""
+    def warm_texts(self, texts: Sequence[str]) -> None:
+        """Encode the texts not cached yet in one forward pass, into :meth:`text`'s cache
+        (a batch of conversations' queries; the cache grows to hold the whole batch)."""
+        wanted = list(dict.fromkeys(texts))
         with self._lock:
-            missing = [t for t in dict.fromkeys(texts) if t not in self._texts]
+            missing = [t for t in wanted if t not in self._texts]
+            for t in wanted:  # the batch's cached texts are the newest: none is evicted below
+                if t in self._texts:
+                    self._texts.move_to_end(t)
         if len(missing) > 1:
             feats = self.embedder.encode_text(missing, tokens=True)
             with self._lock:
@@ -105,8 +109,13 @@ class Resources:
                     self._texts[t] = type(feats)(
                         *(None if f is None else f[i : i + 1] for f in feats)
                     )
-                while len(self._texts) > max(TEXT_CACHE_SIZE, len(missing)):
+                while len(self._texts) > max(TEXT_CACHE_SIZE, len(wanted)):
                     self._texts.popitem(last=False)
+
+    def pooled_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Pooled embeddings [len, D] of several texts: one forward pass for those not
+        cached yet (a STiTch turn's descriptions), the rest from :meth:`text`'s cache."""
+        self.warm_texts(texts)
         return np.concatenate([self.text(t).pooled.numpy() for t in texts]).astype(np.float32)
 
     def patches(self, positions: Sequence[int]) -> torch.Tensor:

@@ -6,7 +6,7 @@ of a menu of questions, every turn, was most of a turn's time (an evaluation of 
 dialogues spent 85% of it here). Two readers answer the same question:
 
 - :class:`GalleryTexts` indexes the whole gallery once (:class:`ClauseIndex`, on first use)
-  and remembers each fact's holders (a mask over the gallery), so a fact costs one lookup per gallery for the life of
+  and keeps each fact's holders (a row of masks over the gallery), so a fact costs one lookup per gallery for the life of
   the agent; a pool reads its rows off that. Used up to :data:`GALLERY_INDEX_MAX` texts.
 - :meth:`PoolTexts.of` indexes only the pool's texts, per call: for plain caption lists and
   galleries too large to index whole in memory.
@@ -35,23 +35,41 @@ class GalleryTexts:
         self.texts = texts
         self.captioned = np.fromiter((bool(t) for t in texts), dtype=bool, count=len(texts))
         self._index: ClauseIndex | None = None
-        self._masks: dict[str, np.ndarray] = {}
+        self._rows: dict[str, int] = {}  # fact -> its row of the mask store
+        self._store = np.zeros((0, len(texts)), dtype=bool)  # [capacity, gallery]
         self._lock = threading.Lock()
 
-    def mask(self, fact: str) -> np.ndarray:
-        """Bool [gallery]: whose text states ``fact`` (memoized within a byte budget)."""
-        found = self._masks.get(fact)
-        if found is not None:
-            return found
+    def said(self, positions: np.ndarray, facts: Sequence[str]) -> np.ndarray:
+        """Bool [len(positions), len(facts)]: whose text states each fact. Each fact's mask
+        over the gallery is computed once and kept (within a byte budget)."""
         with self._lock:
             if self._index is None:
                 self._index = ClauseIndex(self.texts)
-            if (len(self._masks) + 1) * len(self.texts) > MASK_BUDGET_BYTES:
-                self._masks.clear()  # start over: a memo, not a store
-        found = np.zeros(len(self.texts), dtype=bool)
-        found[list(self._index.holders(fact))] = True
-        self._masks[fact] = found
-        return found
+            new = [f for f in dict.fromkeys(facts) if f not in self._rows]
+            if (len(self._rows) + len(new)) * max(1, len(self.texts)) > MASK_BUDGET_BYTES:
+                self._rows.clear()  # start over: a memo, not a store
+                new = list(dict.fromkeys(facts))
+            if new:
+                self._grow(len(self._rows) + len(new))
+                for f in new:
+                    row = len(self._rows)
+                    self._store[row] = False
+                    self._store[row, list(self._index.holders(f))] = True
+                    self._rows[f] = row
+            rows = [self._rows[f] for f in facts]
+            return self._store[np.ix_(rows, positions)].T
+
+    def mask(self, fact: str) -> np.ndarray:
+        """Bool [gallery]: whose text states ``fact``."""
+        return self.said(np.arange(len(self.texts)), [fact])[:, 0]
+
+    def _grow(self, rows: int) -> None:
+        if rows > len(self._store):
+            capacity = max(rows, 2 * len(self._store), 64)
+            capacity = min(capacity, max(rows, MASK_BUDGET_BYTES // max(1, len(self.texts))))
+            grown = np.zeros((capacity, len(self.texts)), dtype=bool)
+            grown[: len(self._store)] = self._store
+            self._store = grown
 
     def pool(self, positions: Sequence[int] | np.ndarray) -> PoolTexts:
         """The reader of these gallery positions' texts."""
@@ -84,11 +102,12 @@ class PoolTexts:
     def __len__(self) -> int:
         return len(self.positions)
 
-    def said(self, fact: str) -> np.ndarray:
-        """Bool [rows]: whose text states ``fact``."""
+    def said(self, facts: Sequence[str]) -> np.ndarray:
+        """Bool [rows, len(facts)]: whose text states each fact."""
         if self._local is not None:
-            out = np.zeros(len(self.positions), dtype=bool)
-            out[list(self._local.holders(fact))] = True
+            out = np.zeros((len(self.positions), len(facts)), dtype=bool)
+            for j, fact in enumerate(facts):
+                out[list(self._local.holders(fact)), j] = True
             return out
         assert self._gallery is not None
-        return self._gallery.mask(fact)[self.positions]
+        return self._gallery.said(self.positions, facts)

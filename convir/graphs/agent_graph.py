@@ -26,6 +26,7 @@ from convir.agents.policy import Options, Policy, RulePolicy
 from convir.state import MAX_MESSAGE_CHARS, TOOLS, AgentConfig, ConvState, has_reference
 
 if TYPE_CHECKING:
+    from convir.agents.answers import AnswerModel
     from convir.agents.resources import Resources
     from convir.models.refiner import Refiner
 
@@ -99,6 +100,39 @@ def has_question(state: ConvState) -> bool:
     return bool(state.get("question"))
 
 
+def build_nodes(
+    resources: Resources,
+    policy: Policy | None = None,
+    config: AgentConfig | None = None,
+    *,
+    refiner: Refiner | None = None,
+    answers: AnswerModel | None = None,
+) -> dict[str, Callable[[ConvState], dict]]:
+    """Every node of the graph by name (``receive``, ``policy``, the tools); the graph wires
+    them, and :class:`convir.agents.batched.BatchedAgent` runs them without the runtime."""
+    from convir.agents.answers import AnswerModel
+    from convir.models.refiner import LLMRefiner, TemplateRefiner
+    from convir.tools import ask_clarification, generate_images, ot_rerank, refine_query, retrieve
+
+    config = config or AgentConfig()
+    policy = policy or RulePolicy()
+    answers = answers or AnswerModel(resources.embedder, config.temperature)
+    refiner = refiner or (LLMRefiner(resources.llm) if resources.llm else TemplateRefiner())
+    options = Options(
+        can_generate=resources.generator_factory is not None and config.strategy != "text",
+        has_reference=False,
+    )
+    return {
+        "receive": receive_node(config),
+        "policy": policy_node(policy, options, config),
+        "refine_query": refine_query.node(resources, refiner, config),
+        "generate_images": generate_images.node(resources, config),
+        "retrieve": retrieve.node(resources, config, answers),
+        "ot_rerank": ot_rerank.node(resources, config, answers),
+        "ask_clarification": ask_clarification.node(resources, config, answers),
+    }
+
+
 def build_graph(
     resources: Resources,
     policy: Policy | None = None,
@@ -110,28 +144,11 @@ def build_graph(
     """The compiled graph; pass a checkpointer to keep conversations across calls."""
     from langgraph.graph import END, START, StateGraph
 
-    from convir.agents.answers import AnswerModel
-    from convir.models.refiner import LLMRefiner, TemplateRefiner
-    from convir.tools import ask_clarification, generate_images, ot_rerank, refine_query, retrieve
-
-    config = config or AgentConfig()
-    policy = policy or RulePolicy()
-    answers = AnswerModel(resources.embedder, config.temperature)
-    refiner = refiner or (LLMRefiner(resources.llm) if resources.llm else TemplateRefiner())
-    options = Options(
-        can_generate=resources.generator_factory is not None and config.strategy != "text",
-        has_reference=False,
-    )
+    from convir.tools import ask_clarification
 
     graph = StateGraph(ConvState)
-    graph.add_node("receive", receive_node(config))
-    graph.add_node("policy", policy_node(policy, options, config))
-    graph.add_node("refine_query", refine_query.node(resources, refiner, config))
-    graph.add_node("generate_images", generate_images.node(resources, config))
-    graph.add_node("retrieve", retrieve.node(resources, config, answers))
-    graph.add_node("ot_rerank", ot_rerank.node(resources, config, answers))
-    graph.add_node("ask_clarification", ask_clarification.node(resources, config, answers))
-
+    for name, node in build_nodes(resources, policy, config, refiner=refiner).items():
+        graph.add_node(name, node)
     graph.add_node("await_answer", ask_clarification.await_answer_node)
 
     graph.add_edge(START, "receive")

@@ -70,10 +70,9 @@ def choose_question(
             information_gain(answers.probabilities_many([q], X, captions)[0], w) if len(X) else 0.0
         )
         return q, gain
-    probs = answers.probabilities_many(open_questions, X, captions)
-    gains = [information_gain(p, w) for p in probs]
+    gains = answers.gains(open_questions, X, w, captions)
     best = int(np.argmax(gains))  # ties: the menu's order
-    return open_questions[best], gains[best]
+    return open_questions[best], float(gains[best])
 
 
 def _stable_seed(*parts: object) -> int:
@@ -147,8 +146,13 @@ def await_answer_node(state: ConvState) -> dict:
     """
     from langgraph.types import interrupt
 
+    return fold_answer(state, interrupt({"question": state.get("question") or ""}))
+
+
+def fold_answer(state: ConvState, answer: object) -> dict:
+    """The state update that records ``answer`` to the stored question as a new turn."""
     question = state.get("question") or ""
-    answer = clean_answer(interrupt({"question": question}))
+    answer = clean_answer(answer)
     return {
         "dialogue": [*state.get("dialogue", []), f"{question} {answer}"],
         "asked": [*state.get("asked", []), question],

@@ -95,8 +95,14 @@ def first_stage_pool(
     """(cosines, gallery positions) of the FAISS top ``pool`` for ``q``, best first, without
     the excluded id (a composed query's reference)."""
     cos, positions = resources.index.search(q[None, :], config.pool + (1 if exclude else 0))
-    keep = positions[0] >= 0
-    cos, positions = cos[0][keep], positions[0][keep]
+    return _trim(resources, cos[0], positions[0], exclude)
+
+
+def _trim(
+    resources: Resources, cos: np.ndarray, positions: np.ndarray, exclude: str | None
+) -> tuple[np.ndarray, np.ndarray]:
+    keep = positions >= 0
+    cos, positions = cos[keep], positions[keep]
     if exclude is not None:
         mask = positions != resources.index.position_of(exclude)
         cos, positions = cos[mask], positions[mask]
@@ -118,6 +124,19 @@ def retrieve(
     answer is scored as its question's bank meant it.
     """
     cos, positions = first_stage_pool(resources, q, config, exclude)
+    return rank_pool(resources, cos, positions, turns, answers, config, asked)
+
+
+def rank_pool(
+    resources: Resources,
+    cos: np.ndarray,
+    positions: np.ndarray,
+    turns: list[str],
+    answers: AnswerModel | None,
+    config: AgentConfig,
+    asked: dict[str, dict] | None = None,
+) -> tuple[list[str], list[float]]:
+    """(ids, scores) of a first-stage pool rescored with the answers, cut to ``top_k``."""
     loglik = answers_loglik(resources, positions, turns, answers, config, asked)
     scores = rescore(cos, loglik, config.temperature, config.answer_weight)
     order = np.argsort(-scores, kind="stable")[: config.top_k]
@@ -130,24 +149,76 @@ def node(
     """Graph node: search with the state's query and strategy, update the candidates."""
 
     def retrieve_node(state: ConvState) -> dict:
-        steps = [*state.get("steps", []), "retrieve"]
-        ref = state.get("reference_id") if state.get("strategy", "dar") == "stitch" else None
         q, how = first_stage_query(resources, config, state)
-        turns = state.get("dialogue", [])[1:]
-        ids, scores = retrieve(
-            resources, q, turns, answers, config, exclude=ref, asked=state.get("asked_options")
-        )
-        return {
-            "candidates": ids,
-            "scores": scores,
-            "steps": steps,
-            "transcript": [
-                f"retrieve ({how}): top 3 "
-                + ", ".join(f"{i} ({s:.2f})" for i, s in zip(ids[:3], scores[:3], strict=False))
-            ],
-        }
+        cos, positions = first_stage_pool(resources, q, config, _excluded(state))
+        return _update(resources, config, answers, state, how, cos, positions)
 
     return retrieve_node
+
+
+def retrieve_many(
+    resources: Resources, config: AgentConfig, answers: AnswerModel, states: list[ConvState]
+) -> list[dict]:
+    """The retrieve node's updates for many conversations at once: their query texts in one
+    encoder call and their first stages in one FAISS search (two when some exclude a
+    reference), then each pool rescored as the node does. Equal to the node's updates up to
+    the float rounding of a batched forward pass."""
+    texts = [t for s in states if (t := _query_text(config, s)) is not None]
+    if texts:
+        resources.warm_texts(texts)
+    built = [first_stage_query(resources, config, s) for s in states]
+    pools: list[tuple[np.ndarray, np.ndarray]] = [None] * len(states)  # type: ignore[list-item]
+    for excluding in (False, True):
+        rows = [i for i, s in enumerate(states) if (_excluded(s) is not None) == excluding]
+        if not rows:
+            continue
+        k = config.pool + (1 if excluding else 0)
+        cos, positions = resources.index.search(np.stack([built[i][0] for i in rows]), k)
+        for j, i in enumerate(rows):
+            pools[i] = _trim(resources, cos[j], positions[j], _excluded(states[i]))
+    return [
+        _update(resources, config, answers, s, how, *pool)
+        for s, (_, how), pool in zip(states, built, pools, strict=True)
+    ]
+
+
+def _excluded(state: ConvState) -> str | None:
+    """The gallery id a turn must not return: a STiTch turn's reference image."""
+    return state.get("reference_id") if state.get("strategy", "dar") == "stitch" else None
+
+
+def _update(
+    resources: Resources,
+    config: AgentConfig,
+    answers: AnswerModel,
+    state: ConvState,
+    how: str,
+    cos: np.ndarray,
+    positions: np.ndarray,
+) -> dict:
+    turns = state.get("dialogue", [])[1:]
+    ids, scores = rank_pool(
+        resources, cos, positions, turns, answers, config, state.get("asked_options")
+    )
+    return {
+        "candidates": ids,
+        "scores": scores,
+        "steps": [*state.get("steps", []), "retrieve"],
+        "transcript": [
+            f"retrieve ({how}): top 3 "
+            + ", ".join(f"{i} ({s:.2f})" for i, s in zip(ids[:3], scores[:3], strict=False))
+        ],
+    }
+
+
+def _query_text(config: AgentConfig, state: ConvState) -> str | None:
+    """The text a text or DAR turn encodes for its first stage (None for STiTch)."""
+    if state.get("strategy", "dar") == "stitch":
+        return None
+    query = state.get("query") or " ".join(state.get("dialogue", [])[:1])
+    if state.get("strategy", "dar") == "dar" and config.dar_query == "joined":
+        return ", ".join(state["refined"]) if state.get("refined") else query
+    return query
 
 
 def first_stage_query(
@@ -155,13 +226,11 @@ def first_stage_query(
 ) -> tuple[np.ndarray, str]:
     """The unit query vector [D] the state's turn searches with, and a note of how it was
     built (text, DAR's fusion with the generated images, or STiTch's descriptions)."""
-    query = state.get("query") or " ".join(state.get("dialogue", [])[:1])
-    strategy = state.get("strategy", "dar")
-    if strategy == "stitch":
+    text = _query_text(config, state)
+    if text is None:
         return _stitch_vector(resources, config, state)
-    text = query
-    if strategy == "dar" and config.dar_query == "joined" and state.get("refined"):
-        text = ", ".join(state["refined"])
+    strategy = state.get("strategy", "dar")
+    query = state.get("query") or " ".join(state.get("dialogue", [])[:1])
     generated = None
     if strategy == "dar" and state.get("generated") and state.get("generated_for") == query:
         generated = np.asarray(state["generated"], dtype=np.float32)

@@ -38,6 +38,9 @@ class FixedAnswers:
     def probabilities_many(self, asks, X, captions=None):
         return [self.table[a.text] for a in asks]
 
+    def gains(self, asks, X, weights, captions=None):
+        return np.array([information_gain(self.table[a.text], weights) for a in asks])
+
 
 def test_choose_question_takes_the_best_split_and_never_repeats():
     X = np.zeros((4, 8))
@@ -115,6 +118,16 @@ def test_a_whole_menu_scored_at_once_equals_each_question_alone(testbed):
         np.testing.assert_allclose(p, alone, rtol=1e-4, atol=1e-7)
         np.testing.assert_allclose(p.sum(axis=1), 1.0)
     assert model.probabilities_many([], X) == []
+
+    # the menu's information gains in one pass equal each question's own, texts read or not
+    weights = np.random.default_rng(0).random(60)
+    texts = testbed.texts_at(list(range(60)))
+    for captions in (None, texts):
+        probs = model.probabilities_many(asks, X, captions)
+        one_by_one = [information_gain(p, weights) for p in probs]
+        np.testing.assert_allclose(model.gains(asks, X, weights, captions), one_by_one, atol=1e-12)
+    read = model.probabilities_many(asks, X, texts)
+    assert any(not np.allclose(a, b) for a, b in zip(read, together, strict=True))
 
 
 def test_dar_fusion_vector_ranks_exactly_like_the_fused_score():
