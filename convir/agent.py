@@ -16,6 +16,7 @@ from convir.state import AgentConfig, ConvState
 from convir.turn import TurnResult
 
 if TYPE_CHECKING:
+    from convir.agents.batched import BatchedAgent
     from convir.agents.explain import RankExplanation
     from convir.agents.policy import Policy
     from convir.agents.resources import Resources
@@ -292,18 +293,37 @@ def build_agent(
     checkpoint: Any = None,
     **config: Any,
 ) -> ConvirAgent:
-    """An agent by names (strategy, policy, questions): the entry point of the CLI and evaluations."""
-    from convir.agents.policy import LLMPolicy, RulePolicy
+    """An agent by names (strategy, policy, questions): the entry point of chat, the server
+    and evaluations that run the LangGraph agent itself."""
+    cfg = AgentConfig(strategy=strategy, questions=questions, **config)
+    return ConvirAgent(resources, policy_named(resources, policy), cfg, checkpoint)
+
+
+def build_batched_agent(
+    resources: Resources,
+    strategy: str = "auto",
+    policy: str = "rules",
+    questions: str = "info_gain",
+    **config: Any,
+) -> BatchedAgent:
+    """:func:`build_agent`'s evaluation engine: the same nodes without the graph runtime,
+    many conversations per call, in memory only (:class:`convir.agents.batched.BatchedAgent`)."""
+    from convir.agents.batched import BatchedAgent
 
     cfg = AgentConfig(strategy=strategy, questions=questions, **config)
+    return BatchedAgent(resources, policy_named(resources, policy), cfg)
+
+
+def policy_named(resources: Resources, policy: str) -> Policy:
+    """The policy ``rules`` or ``llm`` (which needs the gallery's LLM)."""
+    from convir.agents.policy import LLMPolicy, RulePolicy
+
     if policy == "rules":
-        chosen: Policy = RulePolicy()
-    elif policy == "llm":
+        return RulePolicy()
+    if policy == "llm":
         if resources.llm is None:
             raise InputError(
                 "--policy llm needs an LLM: set CONVIR_LLM_URL (docs/llm.md) or use --policy rules"
             )
-        chosen = LLMPolicy(resources.llm)
-    else:
-        raise InputError(f"--policy must be rules or llm, got {policy!r}")
-    return ConvirAgent(resources, chosen, cfg, checkpoint)
+        return LLMPolicy(resources.llm)
+    raise InputError(f"--policy must be rules or llm, got {policy!r}")

@@ -256,6 +256,11 @@ class Policy(StrEnum):
     llm = "llm"
 
 
+class Engine(StrEnum):
+    batched = "batched"
+    graph = "graph"
+
+
 class Questions(StrEnum):
     info_gain = "info_gain"
     random = "random"
@@ -316,16 +321,13 @@ def _check_chatir_options(
         )
 
 
-def _agent_factory(strategy: str) -> Any:
-    """``convir.agent.build_agent``, or an InputError saying the strategy is not there yet."""
-    try:
-        from convir.agent import build_agent
-    except ImportError as exc:
-        raise InputError(
-            f"strategy {strategy} is not available yet: the agent (convir.agent.build_agent) "
-            f"could not be imported ({exc}); run --strategy text for now"
-        ) from None
-    return build_agent
+def _agent_factory(engine: str) -> Any:
+    """The agent builder of an ``--engine``: batched (the evaluation engine: the agent's
+    nodes without the graph runtime, a round of all dialogues per call) or graph (the
+    LangGraph agent that chat and the server run, one dialogue per thread)."""
+    from convir.agent import build_agent, build_batched_agent
+
+    return build_batched_agent if engine == "batched" else build_agent
 
 
 def _summary_entry(scores: ChatIRScores, seconds: float, rounds: int) -> dict[str, Any]:
@@ -446,6 +448,7 @@ class _RunSpec:
     via_index: Path | None = None
     captions: str = "testbed"
     knobs: tuple[tuple[str, Any], ...] = ()  # --agent-config overrides, validated
+    engine: str = "batched"  # batched | graph
 
 
 def _build(spec: _RunSpec) -> tuple[_Setup, dict[str, Any]]:
@@ -454,7 +457,7 @@ def _build(spec: _RunSpec) -> tuple[_Setup, dict[str, Any]]:
     from convir.evaluation.text_baseline import TextBaseline
 
     agents = [s for s in spec.labels if s != "concat"]
-    factory = _agent_factory(agents[0]) if agents else None
+    factory = _agent_factory(spec.engine) if agents else None
     if spec.chatir:
         assert spec.index is not None and spec.dialogues_file is not None
         setup = _chatir_setup(
@@ -621,8 +624,8 @@ def run_command(
     workers: int = typer.Option(
         8,
         "--workers",
-        help="Dialogues run at once (threads); the concat baseline runs a round at a time "
-        "in batches instead.",
+        help="Dialogues run at once (threads) by --engine graph; the concat baseline and the "
+        "batched engine run a round at a time in batches instead.",
     ),
     out: Path = typer.Option(..., "--out", help="Folder for run files, summary.json, plot."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
@@ -656,6 +659,13 @@ def run_command(
         "--captioner",
         help="--via-index: the gallery's texts: testbed (the shipped captioner), metadata "
         "(the gallery's captions.jsonl) or none.",
+    ),
+    engine: Engine = typer.Option(
+        Engine.batched,
+        "--engine",
+        help="How agents run: batched (the agent's nodes without the graph runtime, a round "
+        "of all dialogues per call: fastest, same rankings up to float rounding) or graph "
+        "(the LangGraph agent chat and serve run, --workers dialogues at a time).",
     ),
     agent_config: list[str] = typer.Option(
         [],
@@ -727,6 +737,7 @@ def run_command(
         (out / "galleries").resolve() if via_index else None,
         captioner.value,
         tuple(knobs.items()),
+        engine.value,
     )
     setup, systems = _build(spec)
     size = setup.resources.index.count

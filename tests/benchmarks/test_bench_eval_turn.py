@@ -9,7 +9,8 @@ def test_bench_eval_compares_every_way_with_the_unbatched_loop():
     )
     concat, text = report["systems"]["concat"], report["systems"]["text"]
     assert list(concat) == ["unbatched loop", "batched rounds", "threads"]
-    assert list(text) == ["unbatched loop", "threads"]  # the agent takes one turn per call
+    assert list(text) == ["unbatched loop", "batched rounds", "threads"]
+    assert text["batched rounds"]["same_hits_at_10"] and report["agent_vs_concat"]["text"] > 0
     for rows in (concat, text):
         assert rows["unbatched loop"]["vs_unbatched"] == 1.0
         assert rows["threads"]["identical_run_files"] is True
