@@ -57,9 +57,17 @@ def already_answered(askable: Askable, dialogue: list[str]) -> bool:
     text = " ".join(dialogue).lower()
     if askable.text.lower() in text:
         return True
-    return any(f and len(f.split()) > 1 and f.lower() in text for f in facts_of(askable))
+    return any(f in text for f in _phrase_facts(askable))
 
 
+@functools.lru_cache(maxsize=65536)
+def _phrase_facts(askable: Askable) -> tuple[str, ...]:
+    """The question's facts of more than one word, lower-cased (a dialogue stating one has
+    answered it)."""
+    return tuple(f.lower() for f in facts_of(askable) if f and len(f.split()) > 1)
+
+
+@functools.lru_cache(maxsize=65536)
 def facts_of(askable: Askable) -> tuple[str | None, ...]:
     """The fact each option states: the bank's own, else read off the wording."""
     if askable.facts is not None:

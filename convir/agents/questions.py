@@ -61,6 +61,11 @@ class Askable:
     options: tuple[str, ...]
     facts: tuple[str | None, ...] | None = None
 
+    def __post_init__(self) -> None:  # lists in, tuples kept: an Askable is hashable
+        object.__setattr__(self, "options", tuple(self.options))
+        if self.facts is not None:
+            object.__setattr__(self, "facts", tuple(self.facts))
+
     def to_state(self) -> dict:
         """Plain data for the checkpointed state."""
         return {
