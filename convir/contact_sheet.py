@@ -8,11 +8,11 @@ place with ``os.replace``, so an image viewer watching the path never reads half
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from convir.atomic_file import atomic_write
 from convir.errors import InputError
 
 if TYPE_CHECKING:
@@ -63,15 +63,8 @@ def contact_sheet(
         sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
         text = _fit(draw, str(label), font, cell)
         draw.text((x, y + cell + 1), text, fill="black", font=font)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            sheet.save(fh, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as fh:
+        sheet.save(fh, format="PNG")
     return path
 
 

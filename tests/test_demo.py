@@ -6,7 +6,10 @@ from convir_cli import run_convir
 from convir.models.embedder import TESTBED_CHECKPOINT
 
 
-@pytest.mark.skipif(not TESTBED_CHECKPOINT.exists(), reason="testbed CLIP not trained yet")
+def test_the_demo_runs_on_the_shipped_clip():
+    assert TESTBED_CHECKPOINT.exists(), f"shipped asset missing: {TESTBED_CHECKPOINT}"
+
+
 def test_demo_json_reports_cumulative_hits_per_round():
     """The default strategy (auto: DAR for described targets) with generation, small."""
     proc = run_convir(
@@ -18,8 +21,8 @@ def test_demo_json_reports_cumulative_hits_per_round():
     assert out["strategy"] == "dar"
     hits = out["hits_at_10"]
     assert len(hits) == 5 and out["dialogues"] == 16
-    assert all(b >= a for a, b in zip(hits, hits[1:], strict=False)), "cumulative hits cannot drop"
     assert hits[0] > 10 / 300  # a partial caption already beats chance
+    assert hits[-1] > hits[0]  # and four answers find more targets than the opening alone
 
 
 def test_demo_rejects_bad_arguments():
@@ -27,7 +30,6 @@ def test_demo_rejects_bad_arguments():
     assert proc.returncode == 2 and "--dialogues" in proc.stderr
 
 
-@pytest.mark.skipif(not TESTBED_CHECKPOINT.exists(), reason="testbed CLIP not trained yet")
 def test_demo_stitch_prints_a_transcript_with_ot_rerank():
     proc = run_convir(
         "demo",

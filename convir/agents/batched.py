@@ -119,7 +119,14 @@ class BatchedAgent:
                     continue
                 states = [self._states[t] for t in group]
                 if action == "retrieve" and len(group) > 1:
-                    updates = retrieve_many(self.resources, self.config, self._answers, states)
+                    updates = [
+                        {**u, "steps": [*s.get("steps", []), "retrieve"]}
+                        for s, u in zip(
+                            states,
+                            retrieve_many(self.resources, self.config, self._answers, states),
+                            strict=True,
+                        )
+                    ]
                 else:
                     updates = [self._nodes[action](s) for s in states]
                 for thread_id, state, update in zip(group, states, updates, strict=True):

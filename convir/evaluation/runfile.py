@@ -43,8 +43,6 @@ never a silently different number, except where documented as accepted:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +59,7 @@ from pydantic import (
     field_validator,
 )
 
+from convir.atomic_file import write_text
 from convir.errors import InputError
 from convir.evaluation import metrics
 from convir.evaluation.loaders import CIRCOQuery, CIRRTriplet, FashionIQTriplet
@@ -512,27 +511,6 @@ def circo_submission(
             f"has {len(qids)} ids from {qids[0]} to {qids[-1]} with gaps"
         )
     return {str(q): _circo_ids(run.rankings[str(q)], str(q))[:top] for q in qids}
-
-
-def write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` atomically (temp file + rename, mode from the umask), making parents:
-    an interrupted run never leaves a half-written file that looks complete."""
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"{p} is a folder; pass a file name inside it")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=p.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
 
 
 def write_json(path: str | Path, obj: Any) -> Path:

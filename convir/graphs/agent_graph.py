@@ -122,15 +122,29 @@ def build_nodes(
         can_generate=resources.generator_factory is not None and config.strategy != "text",
         has_reference=False,
     )
-    return {
-        "receive": receive_node(config),
-        "policy": policy_node(policy, options, config),
+    tools = {
         "refine_query": refine_query.node(resources, refiner, config),
         "generate_images": generate_images.node(resources, config),
         "retrieve": retrieve.node(resources, config, answers),
         "ot_rerank": ot_rerank.node(resources, config, answers),
         "ask_clarification": ask_clarification.node(resources, config, answers),
     }
+    return {
+        "receive": receive_node(config),
+        "policy": policy_node(policy, options, config),
+        **{name: records_step(name, node) for name, node in tools.items()},
+    }
+
+
+def records_step(name: str, node: Callable[[ConvState], dict]) -> Callable[[ConvState], dict]:
+    """The tool ``node`` whose update also appends ``name`` to the turn's ``steps`` (what
+    the policy and the step limit read): tools say what they did, not which step they are."""
+
+    def recorded(state: ConvState) -> dict:
+        return {**node(state), "steps": [*state.get("steps", []), name]}
+
+    recorded.__name__ = f"{name}_node"
+    return recorded
 
 
 def build_graph(

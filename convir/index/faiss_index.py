@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -42,6 +41,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from convir.atomic_file import atomic_write
 from convir.errors import IndexFileError, InputError
 
 if TYPE_CHECKING:
@@ -546,20 +546,11 @@ class GalleryIndex:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise IndexFileError(f"cannot create the folder for {path}: {exc}") from exc
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        tmp = Path(tmp_name)
         try:
-            with os.fdopen(fd, "wb") as raw:
+            with atomic_write(path, "wb", durable=True) as raw:
                 _write_archive(raw, self)
-                raw.flush()
-                os.fsync(raw.fileno())
-            os.replace(tmp, path)
-        except BaseException as exc:
-            tmp.unlink(missing_ok=True)
-            if isinstance(exc, OSError):
-                raise IndexFileError(f"could not write the index to {path}: {exc}") from exc
-            raise
-        _fsync_folder(path.parent)
+        except OSError as exc:
+            raise IndexFileError(f"could not write the index to {path}: {exc}") from exc
         return path
 
     @classmethod
@@ -670,20 +661,6 @@ def _read_faiss(zf: zipfile.ZipFile) -> faiss.Index:
         if member.read(1):  # reaching the end also makes zipfile verify the CRC-32
             raise ValueError(f"trailing bytes after the FAISS index in {FAISS_MEMBER}")
     return index
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX; a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:

@@ -118,17 +118,14 @@ def node(
             seed=seed,
             captions=resources.texts_at(positions) if config.read_captions else None,
         )
-        steps = [*state.get("steps", []), "ask_clarification"]
         if question is None:
             return {
-                "steps": steps,
                 "question": None,
                 "question_options": [],
                 "transcript": [f"ask_clarification: nothing left to ask {note}".strip()],
             }
         how = f"{config.questions}, gain {gain:.3f} nats" + (f"; {note}" if note else "")
         return {
-            "steps": steps,
             "question": question.text,
             "question_options": list(question.options),
             "asked_options": {**state.get("asked_options", {}), question.text: question.to_state()},

@@ -53,27 +53,25 @@ def node(resources: Resources, config: AgentConfig) -> Callable[[ConvState], dic
     """Graph node: embeddings of images generated for the state's query (cached per query)."""
 
     def generate_images_node(state: ConvState) -> dict:
-        steps = [*state.get("steps", []), "generate_images"]
         query = state.get("query", "")
         if not query:
-            return {"steps": steps, "transcript": ["generate_images: no query yet, skipped"]}
+            return {"transcript": ["generate_images: no query yet, skipped"]}
         if state.get("generated_for") == query and state.get("generated"):
-            return {"steps": steps, "transcript": ["generate_images: query unchanged, reused"]}
+            return {"transcript": ["generate_images: query unchanged, reused"]}
         generator = resources.generator
         if generator is None:
-            return {"steps": steps, "transcript": ["generate_images: no generator configured"]}
+            return {"transcript": ["generate_images: no generator configured"]}
         seed = config.seed * 1_000_003 + state.get("turn", 0) * 101
         try:
             emb = generated_embeddings(
                 generator, resources.embedder, [query], config.n_generated, seed
             )
         except GenerationError as exc:
-            return {"steps": steps, "transcript": [f"generate_images failed: {exc}"]}
+            return {"transcript": [f"generate_images failed: {exc}"]}
         return {
             "generated": emb[0].tolist(),
             "generated_for": query,
             "generated_seed": seed,
-            "steps": steps,
             "transcript": [f"generate_images: {config.n_generated} image(s) of {query!r}"],
         }
 

@@ -466,16 +466,15 @@ def node(
     token x patch OT (``token-ot``), or nothing; other turns use token x patch OT."""
 
     def ot_rerank_node(state: ConvState) -> dict:
-        steps = [*state.get("steps", []), "ot_rerank"]
         ids, scores = state.get("candidates", []), state.get("scores", [])
         query = state.get("query", "")
         n = min(config.ot_top_n, len(ids))
         if n < 2 or not query:
-            return {"steps": steps, "transcript": ["ot_rerank: fewer than 2 candidates, skipped"]}
+            return {"transcript": ["ot_rerank: fewer than 2 candidates, skipped"]}
         if state.get("strategy") == "stitch" and config.stitch_set_score != "token-ot":
             from convir.tools.set_scores import set_rerank_update
 
-            return {"steps": steps, **set_rerank_update(resources, config, answers, state, n)}
+            return set_rerank_update(resources, config, answers, state, n)
         text = resources.text(query)  # retrieve encoded it this turn: a cache hit
         patches = resources.patches(resources.positions(ids[:n]))
         new_scores, order = ot_rerank(
@@ -490,7 +489,6 @@ def node(
         return {
             "candidates": head + ids[n:],
             "scores": new_scores[order].tolist() + list(scores[n:]),
-            "steps": steps,
             "transcript": [f"ot_rerank: top {n} rescored, {moved} changed place"],
         }
 

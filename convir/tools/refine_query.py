@@ -108,7 +108,6 @@ def node(
         return {
             "query": query,
             "refined": [*state.get("refined", [])[:turn], query],
-            "steps": [*state.get("steps", []), "refine_query"],
             "transcript": [f"refine_query ({how}): {query!r}"],
         }
 
@@ -141,6 +140,5 @@ def _stitch_update(resources: Resources, config: AgentConfig, state: ConvState) 
         "query": descriptions[0],
         "descriptions": descriptions,
         "descriptions_base": list(base),
-        "steps": [*state.get("steps", []), "refine_query"],
         "transcript": [f"refine_query ({len(descriptions)} target descriptions by {how}): {shown}"],
     }

@@ -203,7 +203,6 @@ def _update(
     return {
         "candidates": ids,
         "scores": scores,
-        "steps": [*state.get("steps", []), "retrieve"],
         "transcript": [
             f"retrieve ({how}): top 3 "
             + ", ".join(f"{i} ({s:.2f})" for i, s in zip(ids[:3], scores[:3], strict=False))

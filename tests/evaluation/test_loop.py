@@ -47,7 +47,12 @@ def _run(resources, targets, workers, rounds=3, error_rate=0.2, **kw):
 
 
 def test_text_baseline_is_a_conversational_system(resources):
-    assert isinstance(TextBaseline(resources), ConversationalSystem)
+    """What the loop relies on, by behaviour (a runtime protocol only checks names)."""
+    system: ConversationalSystem = TextBaseline(resources, seed=0)
+    first = system.start("t", "a red circle")
+    assert len(first.ranking) == len(first.scores) > 0 and first.question
+    second = system.reply("t", f"{first.question} yes")
+    assert second.ranking != first.ranking and second.strategy == "text"
 
 
 def test_records_are_identical_for_one_and_eight_workers(resources, targets):
