@@ -4,8 +4,6 @@ inspect benchmark files. Heavy work lives in ``runfile``/``loaders``, imported l
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,14 +11,19 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from convir.errors import InputError
+from convir.evaluation.experiment import (
+    HITS_K,
+    RunSpec,
+    agent_knobs,
+    build_systems,
+    local_runs,
+    ray_runs,
+    summary_entry,
+)
 from convir.ray_cluster import ADDRESS_HELP
 
 if TYPE_CHECKING:
-    from convir.agents.resources import Resources
-    from convir.evaluation.loop import RunRecord
-    from convir.evaluation.ray_eval import WorkerSetup
     from convir.evaluation.runfile import ChatIRScores
-    from convir.evaluation.users import SimulatedUser
 
 eval_app = typer.Typer(help="Score run files and run evaluations.", no_args_is_help=True)
 data_app = typer.Typer(help="Inspect benchmark files.", no_args_is_help=True)
@@ -219,38 +222,6 @@ class Strategy(StrEnum):
     auto = "auto"
 
 
-def _agent_knobs(pairs: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings -> validated AgentConfig fields (an InputError names a bad one)."""
-    from pydantic import ValidationError
-
-    from convir.state import AgentConfig
-
-    knobs: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or key not in AgentConfig.model_fields or key in ("strategy", "questions"):
-            raise InputError(
-                f"--agent-config {pair!r}: give KEY=VALUE with KEY an AgentConfig field "
-                "(docs/agent.md), not strategy or questions (they have their own options)"
-            )
-        knobs[key] = value
-    try:
-        checked = AgentConfig(**knobs)
-    except ValidationError as exc:
-        raise InputError(f"--agent-config: {exc.errors()[0]['msg']} ({pairs})") from None
-    return {key: getattr(checked, key) for key in knobs}
-
-
-def _agent_strategy(label: str) -> tuple[str, dict[str, Any]]:
-    """(the agent's strategy, config overrides) of a --strategy label: ``dar-published`` and
-    ``dar-ours`` are DAR with ``convir.state.DAR_VARIANTS``; others are the agent defaults."""
-    from convir.state import DAR_VARIANTS
-
-    if label.startswith("dar-"):
-        return "dar", dict(DAR_VARIANTS[label.removeprefix("dar-")])
-    return label, {}
-
-
 class Policy(StrEnum):
     rules = "rules"
     llm = "llm"
@@ -272,9 +243,6 @@ class CaptionSource(StrEnum):
     testbed = "testbed"
     none = "none"
     metadata = "metadata"
-
-
-HITS_K = 10
 
 
 def _check_run_options(rounds: int, workers: int) -> None:
@@ -318,252 +286,6 @@ def _check_chatir_options(
         raise InputError(
             "--benchmark chatir replays the recorded questions, so the agent must ask none "
             "of its own: use --policy rules and leave out --questions"
-        )
-
-
-def _agent_factory(engine: str) -> Any:
-    """The agent builder of an ``--engine``: batched (the evaluation engine: the agent's
-    nodes without the graph runtime, a round of all dialogues per call) or graph (the
-    LangGraph agent that chat and the server run, one dialogue per thread)."""
-    from convir.agent import build_agent, build_batched_agent
-
-    return build_batched_agent if engine == "batched" else build_agent
-
-
-def _summary_entry(scores: ChatIRScores, seconds: float, rounds: int) -> dict[str, Any]:
-    return {
-        "hits_at_10": [round(h, 4) for h in scores.hits_at_k],
-        "recall_at_10": [round(r, 4) for r in scores.recall_at_k],
-        "bri": round(scores.bri, 4),
-        "dialogues": scores.dialogues,
-        "rounds": rounds,
-        "seconds": round(seconds, 1),
-    }
-
-
-@dataclass
-class _Setup:
-    """What one benchmark gives every system: gallery, dialogues and a fresh user each."""
-
-    resources: Resources
-    dialogue_ids: list[str]
-    new_user: Callable[[], SimulatedUser]
-    concat_questions: str  # the text baseline's questioner
-    agent_questions: str | None  # the summary's "questions" of agents; None: the mode
-    title: str
-
-
-def _testbed_setup(
-    gallery_size: int,
-    dialogues: int,
-    seed: int,
-    error_rate: float,
-    agents: bool,
-    policy: Policy,
-    progress: bool,
-    via_index: Path | None = None,
-    captions: str = "testbed",
-) -> _Setup:
-    import numpy as np
-
-    from convir.evaluation.users import TestbedUser
-    from convir.testbed.resources import testbed_resources
-    from convir.testbed.world import World
-
-    llm = None
-    if agents and policy is Policy.llm:
-        from convir.models.llm import OpenAICompatibleLLM
-
-        llm = OpenAICompatibleLLM()
-    world = World(seed=seed, size=gallery_size)
-    gallery_ids = None
-    if via_index is not None:
-        from convir.evaluation.via_index import public_resources
-
-        resources, gallery_ids = public_resources(
-            world, via_index, captions, generator=agents, progress=progress
-        )
-        resources.llm = llm
-        how = f"via index, texts: {captions}"
-    else:
-        resources = testbed_resources(
-            gallery_size, seed, llm=llm, generator=agents, progress=progress
-        )
-        how = "in memory"
-    picks = np.random.default_rng(seed).choice(gallery_size, size=dialogues, replace=False)
-    targets = {str(d): int(t) for d, t in enumerate(picks)}
-    return _Setup(
-        resources,
-        list(targets),
-        lambda: TestbedUser(
-            world, targets, error_rate=error_rate, seed=seed, gallery_ids=gallery_ids
-        ),
-        "random",
-        None,
-        f"Testbed ({how}), gallery {gallery_size}, {dialogues} dialogues, error {error_rate}",
-    )
-
-
-def _chatir_setup(
-    index: Path,
-    dialogues_file: Path,
-    search_space: Path | None,
-    dialogues: int | None,
-    agents: bool,
-) -> _Setup:
-    from convir.evaluation.chatir import load_task
-
-    task = load_task(index, dialogues_file, search_space, dialogues, generator=agents)
-    from convir.agents.questions import NoQuestions
-
-    task.resources.question_bank = NoQuestions()  # recorded answers fit recorded questions only
-    return _Setup(
-        task.resources,
-        list(task.dialogues),
-        task.user,
-        "none",
-        "recorded",
-        f"ChatIR replay of {dialogues_file.name}, gallery {task.gallery_size}, "
-        f"{len(task.dialogues)} dialogues",
-    )
-
-
-@dataclass(frozen=True)
-class _RunSpec:
-    """The options a run's gallery, users and systems are built from: plain values, so a
-    Ray actor can be sent them and build its own copy (paths absolute for that reason)."""
-
-    chatir: bool
-    labels: tuple[str, ...]
-    modes: tuple[str, ...]
-    policy: Policy
-    seed: int
-    gallery_size: int | None = None
-    dialogues: int | None = None
-    error_rate: float | None = None
-    index: Path | None = None
-    dialogues_file: Path | None = None
-    search_space: Path | None = None
-    progress: bool = True
-    via_index: Path | None = None
-    captions: str = "testbed"
-    knobs: tuple[tuple[str, Any], ...] = ()  # --agent-config overrides, validated
-    engine: str = "batched"  # batched | graph
-
-
-def _build(spec: _RunSpec) -> tuple[_Setup, dict[str, Any]]:
-    """The benchmark setup and every system to run, by label (built up front, so a bad
-    configuration fails before any run)."""
-    from convir.evaluation.text_baseline import TextBaseline
-
-    agents = [s for s in spec.labels if s != "concat"]
-    factory = _agent_factory(spec.engine) if agents else None
-    if spec.chatir:
-        assert spec.index is not None and spec.dialogues_file is not None
-        setup = _chatir_setup(
-            spec.index, spec.dialogues_file, spec.search_space, spec.dialogues, bool(agents)
-        )
-    else:
-        assert spec.gallery_size is not None and spec.dialogues is not None
-        assert spec.error_rate is not None
-        setup = _testbed_setup(
-            spec.gallery_size,
-            spec.dialogues,
-            spec.seed,
-            spec.error_rate,
-            bool(agents),
-            spec.policy,
-            spec.progress,
-            spec.via_index,
-            spec.captions,
-        )
-    systems: dict[str, Any] = {}
-    for label in spec.labels:
-        if label == "concat":
-            systems[label] = TextBaseline(
-                setup.resources, seed=spec.seed, questions=setup.concat_questions
-            )
-            continue
-        for mode in spec.modes:
-            name = label if len(spec.modes) == 1 else f"{label}-{mode}"
-            resources, how = _with_bank(setup.resources, mode)
-            strategy, overrides = _agent_strategy(label)
-            # in memory, the testbed's texts are its ground truth: answers are not read off them
-            systems[name] = factory(
-                resources,
-                strategy,
-                spec.policy.value,
-                how,
-                seed=spec.seed,
-                read_captions=spec.chatir or spec.via_index is not None,
-                **{**dict(spec.knobs), **overrides},
-            )
-    return setup, systems
-
-
-def _with_bank(resources: Resources, mode: str) -> tuple[Resources, str]:
-    """The gallery with the question bank a --questions mode names, and how to choose."""
-    if mode in ("info_gain", "random"):
-        return resources, mode
-    if mode == "testbed":
-        from convir.testbed.questions import TemplateBank
-
-        return replace(resources, question_bank=TemplateBank()), "info_gain"
-    from convir.agents.questions import LLMBank
-    from convir.models.llm import OpenAICompatibleLLM
-
-    llm = resources.llm or OpenAICompatibleLLM()
-    return replace(resources, question_bank=LLMBank(llm)), "info_gain"
-
-
-def _worker_setup(spec: _RunSpec) -> WorkerSetup:
-    """What a Ray actor builds for itself: the same systems and users, quietly."""
-    setup, systems = _build(replace(spec, progress=False))
-    return systems, setup.new_user
-
-
-def _local_runs(
-    setup: _Setup, systems: dict[str, Any], rounds: int, workers: int, progress: bool
-) -> Iterator[tuple[str, list[RunRecord], float]]:
-    """Each system's records in this process: (label, records, seconds)."""
-    import time
-
-    from convir.evaluation.loop import run_dialogues
-
-    for label, system in systems.items():
-        start = time.perf_counter()
-        records = run_dialogues(
-            system, setup.new_user(), setup.dialogue_ids, rounds, workers, progress, label
-        )
-        yield label, records, time.perf_counter() - start
-
-
-def _ray_runs(
-    spec: _RunSpec,
-    labels: list[str],
-    dialogue_ids: list[str],
-    rounds: int,
-    workers: int,
-    address: str | None,
-    actors: int | None,
-) -> Iterator[tuple[str, list[RunRecord], float]]:
-    """Each system's records from Ray actors (see ``ray_eval``), in dialogue order."""
-    from functools import partial
-
-    from convir.evaluation.ray_eval import run_systems_ray
-    from convir.ray_cluster import cluster_count, ray_cluster
-
-    with ray_cluster(address) as ray:
-        cpus = cluster_count(ray, "CPU")
-        count = actors or max(1, cpus)
-        if count > cpus:  # an actor takes one CPU; the extra ones would wait forever
-            raise InputError(
-                f"--ray-actors {count}: the Ray cluster has {cpus} CPUs and each actor takes "
-                f"one; pass --ray-actors {max(1, cpus)} or fewer, or add nodes"
-            )
-        build = partial(_worker_setup, spec)
-        yield from run_systems_ray(
-            build, labels, dialogue_ids, rounds, actors=count, workers=workers
         )
 
 
@@ -678,7 +400,7 @@ def run_command(
     DIR/<strategy>.run.jsonl, DIR/summary.json and DIR/hits_at_10.png (Hits@10 per round,
     one line per strategy)."""
     _check_run_options(rounds, workers)
-    knobs = _agent_knobs(agent_config)
+    knobs = agent_knobs(agent_config)
     if not use_ray and (ray_address is not None or ray_actors is not None):
         raise InputError("--ray-address and --ray-actors apply with --ray only; add --ray")
     if via_index and benchmark is not Benchmark.testbed:
@@ -721,11 +443,11 @@ def run_command(
     from convir.evaluation.loop import summarize, write_run_file, write_text
     from convir.evaluation.plots import plot_hits
 
-    spec = _RunSpec(
+    spec = RunSpec(
         chatir,
         tuple(labels),
         tuple(modes),
-        policy,
+        policy.value,
         seed,
         gallery_size,
         dialogues,
@@ -739,19 +461,19 @@ def run_command(
         tuple(knobs.items()),
         engine.value,
     )
-    setup, systems = _build(spec)
+    setup, systems = build_systems(spec)
     size = setup.resources.index.count
     if use_ray:
-        runs = _ray_runs(
+        runs = ray_runs(
             spec, list(systems), setup.dialogue_ids, rounds, workers, ray_address, ray_actors
         )
     else:
-        runs = _local_runs(setup, systems, rounds, workers, progress)
+        runs = local_runs(setup, systems, rounds, workers, progress)
     summary: dict[str, Any] = {}
     for label, records, seconds in runs:
         write_run_file(records, out / f"{label}.run.jsonl")
         scores = summarize(records, HITS_K, search_space_size=size)
-        summary[label] = _summary_entry(scores, seconds, rounds)
+        summary[label] = summary_entry(scores, seconds, rounds)
         if label != "concat":
             mode = label.rpartition("-")[2] if len(modes) > 1 else modes[0]
             summary[label] |= {"policy": policy.value, "questions": setup.agent_questions or mode}

@@ -102,16 +102,16 @@ def test_agent_systems_with_both_questioners_are_labelled_and_scored(tmp_path):
 
 
 def test_agent_config_knobs_are_typed_and_reach_the_agents(monkeypatch, tmp_path):
-    from convir.evaluation import cli
+    from convir.evaluation import experiment
 
-    assert cli._agent_knobs(["dar_image_weight_early=0.1", "pool=50"]) == {
+    assert experiment.agent_knobs(["dar_image_weight_early=0.1", "pool=50"]) == {
         "dar_image_weight_early": 0.1,
         "pool": 50,
     }
     seen = []
-    real = cli._agent_factory("batched")
+    real = experiment.agent_factory("batched")
     monkeypatch.setattr(
-        cli, "_agent_factory", lambda s: lambda *a, **k: seen.append(k) or real(*a, **k)
+        experiment, "agent_factory", lambda s: lambda *a, **k: seen.append(k) or real(*a, **k)
     )
     args = ["eval", "run", *TINY, "--strategy", "text", "--agent-config", "pool=50"]
     args += ["--workers", "1", "--no-progress", "--out", str(tmp_path)]
@@ -124,9 +124,9 @@ def test_both_engines_give_the_same_dialogues(tmp_path):
     """The batched engine (default) runs the agent's nodes without LangGraph, a round of
     all dialogues per call; the graph engine runs the chat/server agent. Same run files
     here (a batched text forward pass may round differently elsewhere)."""
-    from convir.evaluation import cli
+    from convir.evaluation import experiment
 
-    assert cli._agent_factory("batched").__name__ == "build_batched_agent"
+    assert experiment.agent_factory("batched").__name__ == "build_batched_agent"
     args = ["eval", "run", "--gallery-size", "150", "--dialogues", "12", "--rounds", "3"]
     args += ["--strategy", "text", "--no-progress", "--json"]
     runs = {}

@@ -1,0 +1,300 @@
+"""What an evaluation run is: the systems, the gallery and users they share, and how their
+dialogues run (in this process, or on Ray actors). The ``convir eval run`` command parses
+options into a :class:`RunSpec` and prints what :func:`local_runs` / :func:`ray_runs` give;
+Ray pickles :func:`worker_setup` from here, not from the CLI module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from convir.errors import InputError
+
+if TYPE_CHECKING:
+    from convir.agents.resources import Resources
+    from convir.evaluation.loop import RunRecord
+    from convir.evaluation.ray_eval import WorkerSetup
+    from convir.evaluation.runfile import ChatIRScores
+    from convir.evaluation.users import SimulatedUser
+
+HITS_K = 10
+
+
+def agent_knobs(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings -> validated AgentConfig fields (an InputError names a bad one)."""
+    from pydantic import ValidationError
+
+    from convir.state import AgentConfig
+
+    knobs: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in AgentConfig.model_fields or key in ("strategy", "questions"):
+            raise InputError(
+                f"--agent-config {pair!r}: give KEY=VALUE with KEY an AgentConfig field "
+                "(docs/agent.md), not strategy or questions (they have their own options)"
+            )
+        knobs[key] = value
+    try:
+        checked = AgentConfig(**knobs)
+    except ValidationError as exc:
+        raise InputError(f"--agent-config: {exc.errors()[0]['msg']} ({pairs})") from None
+    return {key: getattr(checked, key) for key in knobs}
+
+
+def agent_strategy(label: str) -> tuple[str, dict[str, Any]]:
+    """(the agent's strategy, config overrides) of a --strategy label: ``dar-published`` and
+    ``dar-ours`` are DAR with ``convir.state.DAR_VARIANTS``; others are the agent defaults."""
+    from convir.state import DAR_VARIANTS
+
+    if label.startswith("dar-"):
+        return "dar", dict(DAR_VARIANTS[label.removeprefix("dar-")])
+    return label, {}
+
+
+def agent_factory(engine: str) -> Any:
+    """The agent builder of an ``--engine``: batched (the evaluation engine: the agent's
+    nodes without the graph runtime, a round of all dialogues per call) or graph (the
+    LangGraph agent that chat and the server run, one dialogue per thread)."""
+    from convir.agent import build_agent, build_batched_agent
+
+    return build_batched_agent if engine == "batched" else build_agent
+
+
+def summary_entry(scores: ChatIRScores, seconds: float, rounds: int) -> dict[str, Any]:
+    return {
+        "hits_at_10": [round(h, 4) for h in scores.hits_at_k],
+        "recall_at_10": [round(r, 4) for r in scores.recall_at_k],
+        "bri": round(scores.bri, 4),
+        "dialogues": scores.dialogues,
+        "rounds": rounds,
+        "seconds": round(seconds, 1),
+    }
+
+
+@dataclass
+class Setup:
+    """What one benchmark gives every system: gallery, dialogues and a fresh user each."""
+
+    resources: Resources
+    dialogue_ids: list[str]
+    new_user: Callable[[], SimulatedUser]
+    concat_questions: str  # the text baseline's questioner
+    agent_questions: str | None  # the summary's "questions" of agents; None: the mode
+    title: str
+
+
+def testbed_setup(
+    gallery_size: int,
+    dialogues: int,
+    seed: int,
+    error_rate: float,
+    agents: bool,
+    policy: str,
+    progress: bool,
+    via_index: Path | None = None,
+    captions: str = "testbed",
+) -> Setup:
+    import numpy as np
+
+    from convir.evaluation.users import TestbedUser
+    from convir.testbed.resources import testbed_resources
+    from convir.testbed.world import World
+
+    llm = None
+    if agents and policy == "llm":
+        from convir.models.llm import OpenAICompatibleLLM
+
+        llm = OpenAICompatibleLLM()
+    world = World(seed=seed, size=gallery_size)
+    gallery_ids = None
+    if via_index is not None:
+        from convir.evaluation.via_index import public_resources
+
+        resources, gallery_ids = public_resources(
+            world, via_index, captions, generator=agents, progress=progress
+        )
+        resources.llm = llm
+        how = f"via index, texts: {captions}"
+    else:
+        resources = testbed_resources(
+            gallery_size, seed, llm=llm, generator=agents, progress=progress
+        )
+        how = "in memory"
+    picks = np.random.default_rng(seed).choice(gallery_size, size=dialogues, replace=False)
+    targets = {str(d): int(t) for d, t in enumerate(picks)}
+    return Setup(
+        resources,
+        list(targets),
+        lambda: TestbedUser(
+            world, targets, error_rate=error_rate, seed=seed, gallery_ids=gallery_ids
+        ),
+        "random",
+        None,
+        f"Testbed ({how}), gallery {gallery_size}, {dialogues} dialogues, error {error_rate}",
+    )
+
+
+def chatir_setup(
+    index: Path,
+    dialogues_file: Path,
+    search_space: Path | None,
+    dialogues: int | None,
+    agents: bool,
+) -> Setup:
+    from convir.evaluation.chatir import load_task
+
+    task = load_task(index, dialogues_file, search_space, dialogues, generator=agents)
+    from convir.agents.questions import NoQuestions
+
+    task.resources.question_bank = NoQuestions()  # recorded answers fit recorded questions only
+    return Setup(
+        task.resources,
+        list(task.dialogues),
+        task.user,
+        "none",
+        "recorded",
+        f"ChatIR replay of {dialogues_file.name}, gallery {task.gallery_size}, "
+        f"{len(task.dialogues)} dialogues",
+    )
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """The options a run's gallery, users and systems are built from: plain values, so a
+    Ray actor can be sent them and build its own copy (paths absolute for that reason)."""
+
+    chatir: bool
+    labels: tuple[str, ...]
+    modes: tuple[str, ...]
+    policy: str  # rules | llm
+    seed: int
+    gallery_size: int | None = None
+    dialogues: int | None = None
+    error_rate: float | None = None
+    index: Path | None = None
+    dialogues_file: Path | None = None
+    search_space: Path | None = None
+    progress: bool = True
+    via_index: Path | None = None
+    captions: str = "testbed"
+    knobs: tuple[tuple[str, Any], ...] = ()  # --agent-config overrides, validated
+    engine: str = "batched"  # batched | graph
+
+
+def build_systems(spec: RunSpec) -> tuple[Setup, dict[str, Any]]:
+    """The benchmark setup and every system to run, by label (built up front, so a bad
+    configuration fails before any run)."""
+    from convir.evaluation.text_baseline import TextBaseline
+
+    agents = [s for s in spec.labels if s != "concat"]
+    factory = agent_factory(spec.engine) if agents else None
+    if spec.chatir:
+        assert spec.index is not None and spec.dialogues_file is not None
+        setup = chatir_setup(
+            spec.index, spec.dialogues_file, spec.search_space, spec.dialogues, bool(agents)
+        )
+    else:
+        assert spec.gallery_size is not None and spec.dialogues is not None
+        assert spec.error_rate is not None
+        setup = testbed_setup(
+            spec.gallery_size,
+            spec.dialogues,
+            spec.seed,
+            spec.error_rate,
+            bool(agents),
+            spec.policy,
+            spec.progress,
+            spec.via_index,
+            spec.captions,
+        )
+    systems: dict[str, Any] = {}
+    for label in spec.labels:
+        if label == "concat":
+            systems[label] = TextBaseline(
+                setup.resources, seed=spec.seed, questions=setup.concat_questions
+            )
+            continue
+        for mode in spec.modes:
+            name = label if len(spec.modes) == 1 else f"{label}-{mode}"
+            resources, how = with_bank(setup.resources, mode)
+            strategy, overrides = agent_strategy(label)
+            # in memory, the testbed's texts are its ground truth: answers are not read off them
+            systems[name] = factory(
+                resources,
+                strategy,
+                spec.policy,
+                how,
+                seed=spec.seed,
+                read_captions=spec.chatir or spec.via_index is not None,
+                **{**dict(spec.knobs), **overrides},
+            )
+    return setup, systems
+
+
+def with_bank(resources: Resources, mode: str) -> tuple[Resources, str]:
+    """The gallery with the question bank a --questions mode names, and how to choose."""
+    if mode in ("info_gain", "random"):
+        return resources, mode
+    if mode == "testbed":
+        from convir.testbed.questions import TemplateBank
+
+        return replace(resources, question_bank=TemplateBank()), "info_gain"
+    from convir.agents.questions import LLMBank
+    from convir.models.llm import OpenAICompatibleLLM
+
+    llm = resources.llm or OpenAICompatibleLLM()
+    return replace(resources, question_bank=LLMBank(llm)), "info_gain"
+
+
+def worker_setup(spec: RunSpec) -> WorkerSetup:
+    """What a Ray actor builds for itself: the same systems and users, quietly."""
+    setup, systems = build_systems(replace(spec, progress=False))
+    return systems, setup.new_user
+
+
+def local_runs(
+    setup: Setup, systems: dict[str, Any], rounds: int, workers: int, progress: bool
+) -> Iterator[tuple[str, list[RunRecord], float]]:
+    """Each system's records in this process: (label, records, seconds)."""
+    import time
+
+    from convir.evaluation.loop import run_dialogues
+
+    for label, system in systems.items():
+        start = time.perf_counter()
+        records = run_dialogues(
+            system, setup.new_user(), setup.dialogue_ids, rounds, workers, progress, label
+        )
+        yield label, records, time.perf_counter() - start
+
+
+def ray_runs(
+    spec: RunSpec,
+    labels: list[str],
+    dialogue_ids: list[str],
+    rounds: int,
+    workers: int,
+    address: str | None,
+    actors: int | None,
+) -> Iterator[tuple[str, list[RunRecord], float]]:
+    """Each system's records from Ray actors (see ``ray_eval``), in dialogue order."""
+    from functools import partial
+
+    from convir.evaluation.ray_eval import run_systems_ray
+    from convir.ray_cluster import cluster_count, ray_cluster
+
+    with ray_cluster(address) as ray:
+        cpus = cluster_count(ray, "CPU")
+        count = actors or max(1, cpus)
+        if count > cpus:  # an actor takes one CPU; the extra ones would wait forever
+            raise InputError(
+                f"--ray-actors {count}: the Ray cluster has {cpus} CPUs and each actor takes "
+                f"one; pass --ray-actors {max(1, cpus)} or fewer, or add nodes"
+            )
+        build = partial(worker_setup, spec)
+        yield from run_systems_ray(
+            build, labels, dialogue_ids, rounds, actors=count, workers=workers
+        )
