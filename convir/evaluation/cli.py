@@ -23,7 +23,7 @@ from convir.evaluation.experiment import (
 from convir.ray_cluster import ADDRESS_HELP
 
 if TYPE_CHECKING:
-    from convir.evaluation.runfile import ChatIRScores
+    from convir.evaluation.scoring import ChatIRScores
 
 eval_app = typer.Typer(help="Score run files and run evaluations.", no_args_is_help=True)
 data_app = typer.Typer(help="Inspect benchmark files.", no_args_is_help=True)
@@ -89,7 +89,7 @@ def score_command(
 ) -> None:
     """Score a run file: ChatIR Hits@K/Recall@K/BRI per round, CIRCO mAP@K, CIRR Recall@K and
     Recall_subset@K, FashionIQ R@10/R@50. Metrics are fractions in [0, 1]."""
-    from convir.evaluation import loaders, runfile
+    from convir.evaluation import loaders, runfile, scoring
 
     space = loaders.load_search_space(search_space) if search_space is not None else None
     if protocol is Protocol.chatir:
@@ -100,7 +100,7 @@ def score_command(
         k = 10 if k is None else k
         if k < 1:
             raise InputError(f"--k must be >= 1, got {k}")
-        scores = runfile.score_chatir(
+        scores = scoring.score_chatir(
             runfile.read_chatir_run(run, space), k, len(space) if space else None
         )
         if scores.not_found and space is None:
@@ -126,11 +126,11 @@ def score_command(
         )
     query_run = runfile.read_query_run(run, space)
     if protocol is Protocol.circo:
-        result = runfile.score_circo(query_run, loaders.load_circo(annotations))
+        result = scoring.score_circo(query_run, loaders.load_circo(annotations))
     elif protocol is Protocol.cirr:
-        result = runfile.score_cirr(query_run, loaders.load_cirr_captions(annotations))
+        result = scoring.score_cirr(query_run, loaders.load_cirr_captions(annotations))
     else:
-        result = runfile.score_fashioniq(query_run, loaders.load_fashioniq_captions(annotations))
+        result = scoring.score_fashioniq(query_run, loaders.load_fashioniq_captions(annotations))
     if result.short_misses:
         _warn(
             f"{result.short_misses} queries missed with rankings shorter than the largest K; "
@@ -162,7 +162,7 @@ def submission_command(
     ),
 ) -> None:
     """Write the official test-server file(s): CIRR recall + recall_subset, or CIRCO top-50."""
-    from convir.evaluation import loaders, runfile
+    from convir.evaluation import loaders, runfile, submission
 
     query_run = runfile.read_query_run(run)
     if protocol is ServerProtocol.cirr:
@@ -171,21 +171,23 @@ def submission_command(
                 "--protocol cirr needs --annotations cap.rc2.test1.json "
                 "(the reference and img_set of each pairid)"
             )
-        recall, subset = runfile.cirr_submission(query_run, loaders.load_cirr_captions(annotations))
+        recall, subset = submission.cirr_submission(
+            query_run, loaders.load_cirr_captions(annotations)
+        )
         subset_path = out_subset or out.with_name(f"{out.stem}_subset{out.suffix or '.json'}")
-        runfile.write_json(out, recall)
-        runfile.write_json(subset_path, subset)
+        submission.write_json(out, recall)
+        submission.write_json(subset_path, subset)
         typer.echo(f"wrote {out} (recall) and {subset_path} (recall_subset)")
         return
     if out_subset is not None:
         raise InputError("--out-subset is for --protocol cirr only")
     queries = loaders.load_circo(annotations) if annotations is not None else None
-    submission = runfile.circo_submission(query_run, queries)
-    short = sum(len(v) < 50 for v in submission.values())
+    top50 = submission.circo_submission(query_run, queries)
+    short = sum(len(v) < 50 for v in top50.values())
     if short:
         _warn(f"{short} queries have fewer than 50 ranked ids; the server expects the top 50")
-    runfile.write_json(out, submission)
-    typer.echo(f"wrote {out} ({len(submission)} queries)")
+    submission.write_json(out, top50)
+    typer.echo(f"wrote {out} ({len(top50)} queries)")
 
 
 @data_app.command("inspect")

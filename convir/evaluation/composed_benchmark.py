@@ -160,31 +160,36 @@ def write_outputs(
     records: list,
 ) -> dict[str, Any]:
     """Run file, scores (val) or server files (test); returns what was written."""
-    from convir.evaluation import runfile
+    from convir import atomic_file
+    from convir.evaluation import runfile, scoring, submission
 
     lines = "".join(
         json.dumps({"query_id": int(q) if q.isdigit() else q, "ranking": r}) + "\n"
         for q, r in rankings.items()
     )
-    run_path = runfile.write_text(out / "run.jsonl", lines)
+    run_path = atomic_file.write_text(out / "run.jsonl", lines)
     written: dict[str, Any] = {"run": str(run_path)}
     run = runfile.read_query_run(run_path)
     if split == "val":
         score = {
-            "cirr": runfile.score_cirr,
-            "circo": runfile.score_circo,
-            "fashioniq": runfile.score_fashioniq,
+            "cirr": scoring.score_cirr,
+            "circo": scoring.score_circo,
+            "fashioniq": scoring.score_fashioniq,
         }[benchmark](run, records)
         written["scores"] = score.as_json()
-        runfile.write_json(out / "scores.json", written["scores"])
+        submission.write_json(out / "scores.json", written["scores"])
     elif benchmark == "cirr":
-        recall, subset = runfile.cirr_submission(run, records)
+        recall, subset = submission.cirr_submission(run, records)
         written["submission"] = [
-            str(runfile.write_json(out / "recall.json", recall)),
-            str(runfile.write_json(out / "recall_subset.json", subset)),
+            str(submission.write_json(out / "recall.json", recall)),
+            str(submission.write_json(out / "recall_subset.json", subset)),
         ]
     elif benchmark == "circo":
         written["submission"] = [
-            str(runfile.write_json(out / "submission.json", runfile.circo_submission(run, records)))
+            str(
+                submission.write_json(
+                    out / "submission.json", submission.circo_submission(run, records)
+                )
+            )
         ]
     return written

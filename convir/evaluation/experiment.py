@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from convir.agents.resources import Resources
     from convir.evaluation.loop import RunRecord
     from convir.evaluation.ray_eval import WorkerSetup
-    from convir.evaluation.runfile import ChatIRScores
+    from convir.evaluation.scoring import ChatIRScores
     from convir.evaluation.users import SimulatedUser
 
 HITS_K = 10

@@ -26,11 +26,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from convir.atomic_file import write_text
 from convir.errors import InputError
-from convir.evaluation.runfile import write_text
 
 if TYPE_CHECKING:
-    from convir.evaluation.runfile import ChatIRRun, ChatIRScores
+    from convir.evaluation.runfile import ChatIRRun
+    from convir.evaluation.scoring import ChatIRScores
     from convir.evaluation.users import SimulatedUser
     from convir.turn import BatchedSystem, ConversationalSystem, TurnResult
 
@@ -265,7 +266,7 @@ def summarize(
     records: Sequence[RunRecord], k: int = 10, search_space_size: int | None = None
 ) -> ChatIRScores:
     """Hits@K and Recall@K per round and BRI, by the same scorer as ``convir eval score``."""
-    from convir.evaluation.runfile import score_chatir
+    from convir.evaluation.scoring import score_chatir
 
     return score_chatir(as_run(records), k, search_space_size)
 

@@ -9,7 +9,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from convir.cli import app
-from convir.evaluation.runfile import read_chatir_run, score_chatir
+from convir.evaluation.runfile import read_chatir_run
+from convir.evaluation.scoring import score_chatir
 
 TINY = ("--gallery-size", "100", "--dialogues", "4", "--rounds", "2", "--seed", "0")
 

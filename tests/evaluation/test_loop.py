@@ -17,7 +17,8 @@ from convir.evaluation.loop import (
     write_run_file,
 )
 from convir.evaluation.plots import plot_hits
-from convir.evaluation.runfile import read_chatir_run, score_chatir
+from convir.evaluation.runfile import read_chatir_run
+from convir.evaluation.scoring import score_chatir
 from convir.evaluation.text_baseline import TextBaseline
 from convir.evaluation.users import TestbedUser
 from convir.testbed.oracle import candidate_questions

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from convir.errors import InputError
-from convir.evaluation import loaders, runfile
+from convir.evaluation import loaders, runfile, scoring, submission
 
 CIRR_MEMBERS = [f"dev-{i}-0-img0" for i in range(1, 7)]  # as in conftest's cirr_files
 
@@ -20,7 +20,7 @@ def test_chatir_run_ranks_and_scores(chatir_run):
     run = runfile.read_chatir_run(chatir_run)
     assert run.dialogue_ids == ["a", "b"] and run.targets == ["t1", "t2"] and run.rounds == 3
     assert run.ranks().tolist() == [[12, 3, 20], [math.inf, math.inf, 9]]
-    scores = runfile.score_chatir(run, k=10)
+    scores = scoring.score_chatir(run, k=10)
     assert scores.hits_at_k == [0.0, 0.5, 1.0]
     assert scores.recall_at_k == [0.0, 0.5, 0.5]
     assert scores.not_found == 2 and scores.missing_rank == 25  # longest ranking
@@ -29,7 +29,7 @@ def test_chatir_run_ranks_and_scores(chatir_run):
 
 def test_bri_cap_is_the_search_space_size_when_given(chatir_run):
     run = runfile.read_chatir_run(chatir_run)
-    scores = runfile.score_chatir(run, k=10, search_space_size=1000)
+    scores = scoring.score_chatir(run, k=10, search_space_size=1000)
     a = ((math.log(13) + math.log(4)) / 2 + math.log(4)) / 2  # best ranks 12, 3, 3
     b = (math.log(1001) + (math.log(1001) + math.log(10)) / 2) / 2  # best 1000, 1000, 9
     assert scores.bri == pytest.approx((a + b) / 2)
@@ -49,7 +49,7 @@ def test_integer_ids_are_compared_as_strings(write_jsonl):
 
 def test_empty_ranking_counts_as_not_found(write_jsonl):
     rows = [line(did="a", ranking=[]), line(did="b", ranking=["t"])]
-    scores = runfile.score_chatir(runfile.read_chatir_run(write_jsonl("r.jsonl", rows)), 10)
+    scores = scoring.score_chatir(runfile.read_chatir_run(write_jsonl("r.jsonl", rows)), 10)
     assert scores.hits_at_k == [0.5] and scores.missing_rank == 1
     # BRI: a at the cap (1) -> ln 2, b at 0 -> 0
     assert scores.bri == pytest.approx(math.log(2) / 2)
@@ -58,13 +58,13 @@ def test_empty_ranking_counts_as_not_found(write_jsonl):
 def test_all_rankings_empty_needs_a_search_space_for_bri(write_jsonl):
     run = runfile.read_chatir_run(write_jsonl("r.jsonl", [line(ranking=[])]))
     with pytest.raises(InputError, match="--search-space"):
-        runfile.score_chatir(run, 10)
-    assert runfile.score_chatir(run, 10, search_space_size=9).bri == pytest.approx(math.log(10))
+        scoring.score_chatir(run, 10)
+    assert scoring.score_chatir(run, 10, search_space_size=9).bri == pytest.approx(math.log(10))
 
 
 def test_k_larger_than_the_ranking(write_jsonl):
     run = runfile.read_chatir_run(write_jsonl("r.jsonl", [line(ranking=["x", "t"])]))
-    assert runfile.score_chatir(run, k=50).hits_at_k == [1.0]
+    assert scoring.score_chatir(run, k=50).hits_at_k == [1.0]
 
 
 @pytest.mark.parametrize(
@@ -131,7 +131,7 @@ def test_query_runs(write_jsonl):
 
 def test_score_cirr(cirr_files):
     captions, run = cirr_files
-    scores = runfile.score_cirr(runfile.read_query_run(run), loaders.load_cirr_captions(captions))
+    scores = scoring.score_cirr(runfile.read_query_run(run), loaders.load_cirr_captions(captions))
     assert scores.results == {
         "recall_at": {1: 0.5, 5: 1.0, 10: 1.0, 50: 1.0},
         "recall_subset_at": {1: 0.5, 2: 1.0, 3: 1.0},
@@ -144,14 +144,14 @@ def test_cirr_counts_undetermined_subset_ranks(cirr_files, write_jsonl):
     run = write_jsonl(
         "r.jsonl", [{"query_id": 1, "ranking": ["dev-9-0-img0"]}, {"query_id": 2, "ranking": []}]
     )
-    scores = runfile.score_cirr(runfile.read_query_run(run), loaders.load_cirr_captions(captions))
+    scores = scoring.score_cirr(runfile.read_query_run(run), loaders.load_cirr_captions(captions))
     assert scores.results["recall_subset_at"] == {1: 0.0, 2: 0.0, 3: 0.0}
     assert scores.subset_undetermined == 2 and scores.short_misses == 2
 
 
 def test_score_circo(circo_files):
     ann, run = circo_files
-    scores = runfile.score_circo(runfile.read_query_run(run), loaders.load_circo(ann))
+    scores = scoring.score_circo(runfile.read_query_run(run), loaders.load_circo(ann))
     ap0 = (1 + 2 / 3 + 3 / 5) / 4
     assert scores.results["map_at"] == pytest.approx(
         {5: ap0 / 2, 10: (ap0 + 1 / 7) / 2, 25: (ap0 + 1 / 7) / 2, 50: (ap0 + 1 / 7) / 2}
@@ -161,7 +161,7 @@ def test_score_circo(circo_files):
 
 def test_score_fashioniq(fashioniq_files):
     ann, run = fashioniq_files
-    scores = runfile.score_fashioniq(
+    scores = scoring.score_fashioniq(
         runfile.read_query_run(run), loaders.load_fashioniq_captions(ann)
     )
     assert scores.results == {"recall_at": pytest.approx({10: 1 / 3, 50: 2 / 3})}
@@ -173,17 +173,17 @@ def test_run_must_cover_exactly_the_annotated_queries(circo_files, write_jsonl):
     queries = loaders.load_circo(ann)
     part = write_jsonl("p.jsonl", [{"query_id": 0, "ranking": [10]}])
     with pytest.raises(InputError, match="no line for 1 of the 2 .*query_id '1'"):
-        runfile.score_circo(runfile.read_query_run(part), queries)
+        scoring.score_circo(runfile.read_query_run(part), queries)
     extra = write_jsonl("e.jsonl", [{"query_id": q, "ranking": [10]} for q in (0, 1, 9)])
     with pytest.raises(InputError, match="run line 3: query_id '9' is not in the CIRCO"):
-        runfile.score_circo(runfile.read_query_run(extra), queries)
+        scoring.score_circo(runfile.read_query_run(extra), queries)
 
 
 def test_circo_ids_must_be_integers(circo_files, write_jsonl):
     ann, _ = circo_files
     run = write_jsonl("r.jsonl", [{"query_id": q, "ranking": ["a.jpg"]} for q in (0, 1)])
     with pytest.raises(InputError, match="'a.jpg' is not a COCO image id"):
-        runfile.score_circo(runfile.read_query_run(run), loaders.load_circo(ann))
+        scoring.score_circo(runfile.read_query_run(run), loaders.load_circo(ann))
 
 
 def test_test_splits_cannot_be_scored(write_json, write_jsonl):
@@ -193,7 +193,7 @@ def test_test_splits_cannot_be_scored(write_json, write_jsonl):
     )
     run = write_jsonl("r.jsonl", [{"query_id": 0, "ranking": [1]}])
     with pytest.raises(InputError, match="no targets.*convir eval submission --protocol circo"):
-        runfile.score_circo(runfile.read_query_run(run), loaders.load_circo(test))
+        scoring.score_circo(runfile.read_query_run(run), loaders.load_circo(test))
 
 
 # ---- submissions
@@ -209,7 +209,7 @@ def test_cirr_submission_format(cirr_files, write_jsonl):
             {"query_id": 2, "ranking": [m[3], m[4], m[2], m[5], m[0]]},
         ],
     )
-    recall, subset = runfile.cirr_submission(
+    recall, subset = submission.cirr_submission(
         runfile.read_query_run(run), loaders.load_cirr_captions(captions), top=4
     )
     assert recall == {
@@ -236,18 +236,20 @@ def test_cirr_subset_needs_three_ranked_members(cirr_files, write_jsonl):
         ],
     )
     with pytest.raises(InputError, match="pairid 2: the ranking orders 1 of the 5 img_set"):
-        runfile.cirr_submission(runfile.read_query_run(run), loaders.load_cirr_captions(captions))
+        submission.cirr_submission(
+            runfile.read_query_run(run), loaders.load_cirr_captions(captions)
+        )
 
 
 def test_circo_submission_format(write_jsonl, tmp_path):
     rows = [{"query_id": q, "ranking": [str(i) for i in range(60)]} for q in (1, 0)]
-    sub = runfile.circo_submission(runfile.read_query_run(write_jsonl("r.jsonl", rows)))
+    sub = submission.circo_submission(runfile.read_query_run(write_jsonl("r.jsonl", rows)))
     assert list(sub) == ["0", "1"] and sub["0"] == list(range(50))
-    out = runfile.write_json(tmp_path / "sub" / "circo.json", sub)
+    out = submission.write_json(tmp_path / "sub" / "circo.json", sub)
     assert json.loads(out.read_text()) == sub
     gap = write_jsonl("g.jsonl", [{"query_id": q, "ranking": []} for q in (0, 2)])
     with pytest.raises(InputError, match="exactly 0..1"):
-        runfile.circo_submission(runfile.read_query_run(gap))
+        submission.circo_submission(runfile.read_query_run(gap))
 
 
 def test_ranks_are_float_arrays_with_inf(chatir_run):
