@@ -53,6 +53,7 @@ class ConvState(TypedDict, total=False):
     asked_options: dict[str, dict]  # question -> {"options": [...], "facts": [...]} (any bank)
     question: str | None  # the question waiting for an answer
     question_options: list[str]  # its answer options (shown to the user; may be empty)
+    question_gain: float  # its information gain (nats) when it was chosen
     next_action: Action
     transcript: Annotated[list[str], operator.add]
 
@@ -115,6 +116,9 @@ class AgentConfig(BaseModel):
     )
     ot_weight: float = Field(0.2, ge=0.0, le=1.0, description="OT share of the reranked score")
     ot_top_n: int = Field(50, ge=1, le=1000, description="candidates reranked by OT")
+    ot_reg: float = Field(0.05, gt=0.0, le=10.0, description="OT entropic regularisation")
+    ot_reg_m: float = Field(0.1, gt=0.0, description="OT marginal relaxation (KL weight)")
+    ot_iterations: int = Field(1000, ge=1, le=100_000, description="OT Sinkhorn iterations")
     answer_weight: float = Field(
         1.0, ge=0.0, le=10.0, description="weight of the answers' log-likelihood in rescoring"
     )

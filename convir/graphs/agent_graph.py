@@ -112,7 +112,7 @@ def build_nodes(
     them, and :class:`convir.agents.batched.BatchedAgent` runs them without the runtime."""
     from convir.agents.answers import AnswerModel
     from convir.models.refiner import LLMRefiner, TemplateRefiner
-    from convir.tools import ask_clarification, generate_images, ot_rerank, refine_query, retrieve
+    from convir.tools.specs import TOOL_SPECS, ToolDeps
 
     config = config or AgentConfig()
     policy = policy or RulePolicy()
@@ -122,17 +122,11 @@ def build_nodes(
         can_generate=resources.generator_factory is not None and config.strategy != "text",
         has_reference=False,
     )
-    tools = {
-        "refine_query": refine_query.node(resources, refiner, config),
-        "generate_images": generate_images.node(resources, config),
-        "retrieve": retrieve.node(resources, config, answers),
-        "ot_rerank": ot_rerank.node(resources, config, answers),
-        "ask_clarification": ask_clarification.node(resources, config, answers),
-    }
+    deps = ToolDeps(resources, config, answers, refiner)
     return {
         "receive": receive_node(config),
         "policy": policy_node(policy, options, config),
-        **{name: records_step(name, node) for name, node in tools.items()},
+        **{spec.name: records_step(spec.name, spec.node(deps)) for spec in TOOL_SPECS},
     }
 
 

@@ -128,6 +128,7 @@ def node(
         return {
             "question": question.text,
             "question_options": list(question.options),
+            "question_gain": float(gain),
             "asked_options": {**state.get("asked_options", {}), question.text: question.to_state()},
             "transcript": [f"ask_clarification ({how}): {question.text!r}"],
         }

@@ -30,7 +30,7 @@ class GenerateImagesArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    prompts: list[str] = Field(min_length=1, max_length=64)
+    prompt: str = Field(min_length=1, max_length=2000, description="what to imagine")
     n_per_prompt: int = Field(1, ge=1, le=8)
     seed: int = Field(0, ge=0, le=2**31 - 1)
 

@@ -66,11 +66,23 @@ class OTRerankArgs(BaseModel):
         le=1.0,
         description="0: first stage only, 1: OT only (the agent's ot_weight)",
     )
-    reg: float = Field(0.05, gt=0.0, description="entropic regularisation epsilon (cost units)")
-    reg_m: float = Field(
-        0.1, gt=0.0, description="KL weight of each direction's relaxed marginal; inf = balanced"
+    reg: float = Field(
+        AgentConfig.model_fields["ot_reg"].default,
+        gt=0.0,
+        le=10.0,
+        description="entropic regularisation epsilon (cost units; the agent's ot_reg)",
     )
-    n_iter: int = Field(1000, ge=1, le=10000, description="Sinkhorn iteration cap")
+    reg_m: float = Field(
+        AgentConfig.model_fields["ot_reg_m"].default,
+        gt=0.0,
+        description="KL weight of each direction's relaxed marginal (the agent's ot_reg_m)",
+    )
+    n_iter: int = Field(
+        AgentConfig.model_fields["ot_iterations"].default,
+        ge=1,
+        le=10000,
+        description="Sinkhorn iteration cap (the agent's ot_iterations)",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -483,6 +495,9 @@ def node(
             text.mask[0],
             patches,
             weight=config.ot_weight,
+            reg=config.ot_reg,
+            n_iter=config.ot_iterations,
+            reg_m=config.ot_reg_m,
         )
         head = [ids[i] for i in order.tolist()]
         moved = sum(a != b for a, b in zip(head, ids[:n], strict=True))

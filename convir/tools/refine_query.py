@@ -1,12 +1,10 @@
-"""``refine_query``: the dialogue becomes one text query (DAR), or a reference caption plus an
-edit becomes the target's caption (STiTch, step a).
+"""``refine_query``: the dialogue becomes one text query (DAR), or a reference image's caption
+plus an edit become the target's descriptions (STiTch, step a: ``target_descriptions``).
 
 DAR: the refiner (template rules, or an LLM with template fallback) rewrites the dialogue.
-STiTch: the LLM writes the target caption from the ``stitch_target_caption`` prompt. Without
-an LLM (or when it fails) the fallback is the edit followed by the reference caption: a
-dual encoder then sees both the change and what stays, and the transition vector in
-``retrieve`` carries the reference image's look. Answers to later questions are appended as
-facts either way.
+STiTch: ``stitch_descriptions`` descriptions of the edited image, written once per
+conversation by the LLM (``stitch_target_descriptions`` prompt) or by rules without one;
+answers to later questions are appended to each as facts.
 """
 
 from __future__ import annotations
@@ -17,13 +15,11 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from convir.errors import LLMError
 from convir.models.refiner import Refiner, TemplateRefiner
 from convir.state import AgentConfig, ConvState, Strategy
 
 if TYPE_CHECKING:
     from convir.agents.resources import Resources
-    from convir.models.llm import LLM
 
 log = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 1000
@@ -38,51 +34,18 @@ class RefineQueryArgs(BaseModel):
         min_length=1, max_length=64, description="opening description, then 'question? answer'"
     )
     strategy: Strategy = "dar"
-    reference_caption: str | None = Field(None, max_length=2000)
+    reference_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1000,
+        description="stitch: gallery id of the reference image the dialogue's opening edits",
+    )
 
 
-def target_caption(reference_caption: str, edit: str, llm: LLM | None = None) -> tuple[str, str]:
-    """STiTch step (a): (caption of the edited reference, how it was written)."""
-    fallback = f"{edit.strip()}, {reference_caption.strip()}".strip(", ")
-    if llm is None:
-        return fallback, "rules"
-    from convir.prompts import load_prompt
-
-    prompt = load_prompt("stitch_target_caption")
-    try:
-        reply = llm.complete(
-            [
-                {
-                    "role": "user",
-                    "content": prompt.render(reference_caption=reference_caption, edit=edit),
-                }
-            ]
-        )
-    except LLMError as exc:
-        log.warning("LLM target caption failed (%s); using edit + reference caption", exc)
-        return fallback, f"rules (LLM failed: {type(exc).__name__})"
-    text = str(reply).strip().strip('"')[:MAX_QUERY_CHARS]
-    return (text, "llm") if text else (fallback, "rules (empty LLM reply)")
-
-
-def refine_query(
-    dialogue: Sequence[str],
-    strategy: Strategy,
-    refiner: Refiner,
-    *,
-    reference_caption: str | None = None,
-    llm: LLM | None = None,
-) -> tuple[str, str]:
-    """The turn's text query and a note on how it was made.
-
-    For ``stitch`` the dialogue's first entry is the edit text; later entries are answers.
-    """
+def refine_query(dialogue: Sequence[str], refiner: Refiner) -> tuple[str, str]:
+    """The turn's text query (DAR / text) and a note on how it was made."""
     if not dialogue:
         return "", "empty dialogue"
-    if strategy == "stitch":
-        caption, how = target_caption(reference_caption or "", dialogue[0], llm)
-        facts = TemplateRefiner().refine([caption, *dialogue[1:]])
-        return facts[:MAX_QUERY_CHARS], f"target caption by {how}"
     return refiner.refine(list(dialogue))[:MAX_QUERY_CHARS], type(refiner).__name__
 
 
@@ -101,9 +64,7 @@ def node(
     def refine_query_node(state: ConvState) -> dict:
         if state.get("strategy", "dar") == "stitch":
             return _stitch_update(resources, config, state)
-        query, how = refine_query(
-            state.get("dialogue", []), state.get("strategy", "dar"), refiner, llm=resources.llm
-        )
+        query, how = refine_query(state.get("dialogue", []), refiner)
         turn = state.get("turn", 0)
         return {
             "query": query,

@@ -11,7 +11,7 @@ from convir.state import AgentConfig
 from convir.testbed.oracle import answer, parse_question
 from convir.testbed.questions import mentioned_objects, menu_for_testbed, options_for_testbed
 from convir.tools.ask_clarification import choose_question, clean_answer
-from convir.tools.refine_query import refine_query, target_caption
+from convir.tools.refine_query import refine_query
 from convir.tools.retrieve import dar_weight, query_vector, rescore
 from convir.tools.stitch_query import image_transition, stitch_query
 
@@ -153,21 +153,13 @@ def test_dar_weight_schedule_and_transition_vector():
     assert np.allclose(rescore(np.array([0.5]), np.array([-2.0]), 0.05, 1.0), [8.0])
 
 
-def test_refine_query_per_strategy():
+def test_refine_query_folds_answers_into_one_query():
     from convir.models.refiner import TemplateRefiner
 
     dialogue = ["a red circle", "what colour is the background? white", "is there a star? no"]
-    query, _ = refine_query(dialogue, "dar", TemplateRefiner())
-    assert query == "a red circle, on a white background"
-    query, how = refine_query(
-        ["make the red circle blue"],
-        "stitch",
-        TemplateRefiner(),
-        reference_caption="a red circle on a white background",
-    )
-    assert query == "make the red circle blue, a red circle on a white background"
-    assert "rules" in how
-    assert target_caption("a red circle", "make it blue")[1] == "rules"
+    query, how = refine_query(dialogue, TemplateRefiner())
+    assert query == "a red circle, on a white background" and how == "TemplateRefiner"
+    assert refine_query([], TemplateRefiner()) == ("", "empty dialogue")
 
 
 def test_clean_answer_caps_and_fills():

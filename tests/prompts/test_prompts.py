@@ -16,14 +16,12 @@ def test_the_shipped_prompts_load_with_versions_and_variables():
         "ask_question",
         "dar_refine",
         "policy_action",
-        "stitch_target_caption",
         "stitch_target_descriptions",
         "user_answer",
         "user_answer_image",
     ]
     variables = {
         "dar_refine": ("dialogue",),
-        "stitch_target_caption": ("reference_caption", "edit"),
         "stitch_target_descriptions": ("reference_caption", "edit", "k"),
         "ask_question": ("dialogue", "candidates"),
         "policy_action": ("state",),
@@ -38,8 +36,8 @@ def test_the_shipped_prompts_load_with_versions_and_variables():
 
 
 def test_render_fills_every_slot_once_and_keeps_dollars_in_values():
-    p = load_prompt("stitch_target_caption")
-    text = p.render(reference_caption="a red circle", edit="make it $blue")
+    p = load_prompt("stitch_target_descriptions")
+    text = p.render(reference_caption="a red circle", edit="make it $blue", k=5)
     assert "Caption of the reference image: a red circle" in text
     assert "Requested modification: make it $blue" in text
     assert "$" not in text.replace("$blue", "")

@@ -46,13 +46,19 @@ def test_five_named_tools_with_one_sentence_descriptions(tools):
         assert tool.tool_call_schema.model_json_schema()["properties"]  # what an LLM sees
 
 
-def test_refine_query_returns_the_query(tools):
+def test_refine_query_returns_the_query(tools, resources):
     out = tools["refine_query"].invoke({"dialogue": DIALOGUE})
     assert out["query"] == "a red circle, on a gray background"
+    # STiTch: the graph's k target descriptions of the edited reference, not one caption
+    reference = resources.index.id_of(3)
     stitch = tools["refine_query"].invoke(
-        {"dialogue": ["make it blue"], "strategy": "stitch", "reference_caption": "a red circle"}
+        {"dialogue": ["make it blue"], "strategy": "stitch", "reference_id": reference}
     )
-    assert stitch["query"].startswith("make it blue") and "red circle" in stitch["query"]
+    assert len(stitch["descriptions"]) == 5 and stitch["query"] == stitch["descriptions"][0]
+    assert all(d.startswith("make it blue") for d in stitch["descriptions"])
+    assert resources.caption_for(reference) in stitch["query"]
+    with pytest.raises(InputError, match="needs reference_id"):
+        tools["refine_query"].invoke({"dialogue": ["make it blue"], "strategy": "stitch"})
 
 
 def test_retrieve_returns_top_k_ids_and_scores(tools, resources, top20):
@@ -98,7 +104,7 @@ def test_generate_images_without_a_generator_says_so(tools):
     from convir.errors import GenerationError
 
     with pytest.raises(GenerationError, match="no image generator"):
-        tools["generate_images"].invoke({"prompts": ["a red circle"]})
+        tools["generate_images"].invoke({"prompt": "a red circle"})
 
 
 @pytest.mark.slow
@@ -112,8 +118,9 @@ def test_generate_images_returns_counts_not_images(resources):
         resources, generator_factory=lambda: TestbedGenerator(embedder=resources.embedder)
     )
     tool = {t.name: t for t in make_tools(with_gen)}["generate_images"]
-    out = tool.invoke({"prompts": ["a red circle", "a blue star"], "n_per_prompt": 2})
-    assert out == {"prompts": 2, "images": 4, "per_prompt": 2, "dim": resources.index.dim}
+    out = tool.invoke({"prompt": "a red circle", "n_per_prompt": 2, "seed": 3})
+    assert out["images"] == 2 and out["dim"] == resources.index.dim
+    assert out["prompt"] == "a red circle" and out["seed"] == 3 * 1_000_003
 
 
 @pytest.mark.parametrize(
@@ -122,7 +129,7 @@ def test_generate_images_returns_counts_not_images(resources):
         ("retrieve", {"query": "a red circle", "k": 1_000_000}, "less than or equal to 1000"),
         ("retrieve", {"query": ""}, "at least 1 character"),
         ("retrieve", {"query": "x", "top_k": 5}, "Extra inputs are not permitted"),
-        ("generate_images", {"prompts": ["x"], "n_per_prompt": 100}, "less than or equal to 8"),
+        ("generate_images", {"prompt": "x", "n_per_prompt": 100}, "less than or equal to 8"),
         ("refine_query", {"dialogue": []}, "at least 1 item"),
         ("ot_rerank", {"query": "x", "candidate_ids": ["0000001"], "weight": 2}, "less than or"),
         (
