@@ -58,6 +58,20 @@ class ConvState(TypedDict, total=False):
     transcript: Annotated[list[str], operator.add]
 
 
+def turn_strategy(
+    configured: str, has_reference: bool, proposed: str | None = None, current: str | None = None
+) -> Strategy:
+    """The one rule for which strategy a turn runs. A strategy fixed by configuration stays
+    fixed (``current``: what the turn started with); under ``auto`` the policy's proposal
+    counts, else the turn's start picks STiTch for a composed query and DAR otherwise; and
+    STiTch needs a reference image (DAR without one)."""
+    if configured != "auto":
+        chosen = current or configured
+    else:
+        chosen = proposed or current or ("stitch" if has_reference else "dar")
+    return "dar" if chosen == "stitch" and not has_reference else chosen  # type: ignore[return-value]
+
+
 def has_reference(state: ConvState) -> bool:
     """A composed query: a gallery reference image or an uploaded one's embedding."""
     return bool(state.get("reference_id") or state.get("reference_vector"))

@@ -23,7 +23,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from convir.agents.policy import Options, Policy, RulePolicy
-from convir.state import MAX_MESSAGE_CHARS, TOOLS, AgentConfig, ConvState, has_reference
+from convir.state import (
+    MAX_MESSAGE_CHARS,
+    TOOLS,
+    AgentConfig,
+    ConvState,
+    has_reference,
+    turn_strategy,
+)
 
 if TYPE_CHECKING:
     from convir.agents.answers import AnswerModel
@@ -46,12 +53,7 @@ def receive_node(config: AgentConfig) -> Callable[[ConvState], dict]:
         message, note = clean_message(state.get("message", ""))
         dialogue = state.get("dialogue", [])
         first = not dialogue
-        reference = has_reference(state)
-        strategy = config.strategy
-        if strategy == "auto":
-            strategy = "stitch" if reference else "dar"
-        if strategy == "stitch" and not reference:
-            strategy = "dar"
+        strategy = turn_strategy(config.strategy, has_reference(state))
         lines = [f"user: {message!r}"] + ([f"note: {note}"] if note else [])
         return {
             "dialogue": [*dialogue, message],
@@ -79,9 +81,9 @@ def policy_node(
             return {"next_action": "finish", "transcript": ["policy: step limit, finish"]}
         here = replace(options, has_reference=has_reference(state))
         d = policy.decide(state, here)
-        strategy = d.strategy if d.strategy != "stitch" or here.has_reference else "dar"
-        if config.strategy != "auto":  # a strategy fixed by configuration stays fixed
-            strategy = state.get("strategy", strategy)
+        strategy = turn_strategy(
+            config.strategy, here.has_reference, d.strategy, state.get("strategy")
+        )
         line = f"policy: {d.action} ({strategy}) - {d.reason}"  # the strategy that runs
         if strategy != d.strategy:
             line += f" [policy asked for {d.strategy}, kept {strategy}]"

@@ -54,3 +54,14 @@ def test_the_step_limit_ends_a_turn():
     turn = agent.start("m", "a red circle")
     assert agent.state("m")["steps"] == ["refine_query", "retrieve"]
     assert turn.question is None and "policy: step limit, finish" in turn.transcript
+
+
+def test_one_rule_decides_the_turns_strategy():
+    from convir.state import turn_strategy
+
+    assert turn_strategy("auto", has_reference=True) == "stitch"
+    assert turn_strategy("auto", has_reference=False) == "dar"
+    assert turn_strategy("auto", True, proposed="text") == "text"  # the policy's choice counts
+    assert turn_strategy("auto", False, proposed="stitch") == "dar"  # nothing to edit
+    assert turn_strategy("text", True, proposed="dar", current="text") == "text"  # fixed stays
+    assert turn_strategy("stitch", has_reference=False) == "dar"
