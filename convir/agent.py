@@ -159,11 +159,7 @@ class ConvirAgent:
         return explain_rank(self.resources, self.config, state, image_id)
 
     def pending_question(self, thread_id: str) -> str | None:
-        snap = self.graph.get_state(self._cfg(thread_id))
-        for interrupt in getattr(snap, "interrupts", ()):
-            if isinstance(interrupt.value, dict) and "question" in interrupt.value:
-                return str(interrupt.value["question"])
-        return None
+        return _pending(self.graph.get_state(self._cfg(thread_id)))
 
     def start(
         self,
@@ -228,11 +224,11 @@ class ConvirAgent:
         from langgraph.types import Command
 
         cfg = self._cfg(thread_id)
-        state = self.state(thread_id)
-        if not state:
+        snap = self.graph.get_state(cfg)  # existence, transcript length, pending: one read
+        if not snap.values:
             raise InputError(f"no conversation {thread_id!r}; start() it first")
-        seen = len(state.get("transcript", []))
-        if self.pending_question(thread_id) is not None:
+        seen = len(snap.values.get("transcript", []))
+        if _pending(snap) is not None:
             command = Command(resume=str(message), update={"message_key": key})
             return self._stream(command, cfg, seen)
         return self._stream({"message": str(message), "message_key": key}, cfg, seen)
@@ -266,23 +262,49 @@ class ConvirAgent:
 
     @staticmethod
     def _run(events: Iterator[tuple[str, dict] | TurnResult]) -> TurnResult:
-        result = None
-        for event in events:
-            result = event
-        assert isinstance(result, TurnResult)
-        return result
+        return last_result(events)
 
     def _result(self, thread_id: str, seen: int) -> TurnResult:
-        state = self.state(thread_id)
-        return TurnResult(
-            ranking=list(state.get("candidates", [])),
-            scores=list(state.get("scores", [])),
-            question=(question := self.pending_question(thread_id)),
-            options=list(state.get("question_options", []) or []) if question else [],
-            strategy=state.get("strategy", "dar"),
-            query=state.get("query", ""),
-            transcript=list(state.get("transcript", []))[seen:],
-        )
+        snap = self.graph.get_state(self._cfg(thread_id))  # one checkpoint read per turn
+        return turn_result(dict(snap.values), _pending(snap), seen)
+
+
+def last_result(events: Iterator[tuple[str, dict] | TurnResult]) -> TurnResult:
+    """Run a turn's event stream to its end: its last event is the turn's result."""
+    result = None
+    for event in events:
+        result = event
+    if not isinstance(result, TurnResult):
+        raise RuntimeError("the turn's event stream ended without a result")
+    return result
+
+
+def _pending(snap: Any) -> str | None:
+    """The question a paused conversation waits on (its interrupt), if any."""
+    for interrupt in getattr(snap, "interrupts", ()):
+        if isinstance(interrupt.value, dict) and "question" in interrupt.value:
+            return str(interrupt.value["question"])
+    return None
+
+
+def turn_result(state: ConvState | dict, question: str | None, seen: int = 0) -> TurnResult:
+    """A conversation's latest turn as a :class:`TurnResult` (transcript lines from ``seen``)."""
+    strategy = state.get("strategy", "dar")
+    generated = state.get("generated") or []
+    current = state.get("generated_for") == state.get("query")
+    return TurnResult(
+        ranking=list(state.get("candidates", [])),
+        scores=list(state.get("scores", [])),
+        question=question,
+        options=list(state.get("question_options", []) or []) if question else [],
+        strategy=strategy,
+        query=state.get("query", ""),
+        transcript=list(state.get("transcript", []))[seen:],
+        turn=int(state.get("turn", 0)),
+        reference_id=state.get("reference_id"),
+        descriptions=list(state.get("descriptions") or []) if strategy == "stitch" else [],
+        imagined=len(generated) if strategy == "dar" and current else 0,
+    )
 
 
 def build_agent(

@@ -28,6 +28,12 @@ class TurnResult(BaseModel):
     transcript: list[str] = Field(
         default_factory=list, description="what the system did this turn, one line per step"
     )
+    turn: int = Field(0, description="0 for the opening message, +1 per reply")
+    reference_id: str | None = Field(None, description="the reference image a composed query edits")
+    descriptions: list[str] = Field(
+        default_factory=list, description="stitch: the target descriptions searched with"
+    )
+    imagined: int = Field(0, description="dar: images generated for the query searched with")
 
 
 @runtime_checkable

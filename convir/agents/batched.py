@@ -137,17 +137,10 @@ class BatchedAgent:
         return [self._result(t, seen[t]) for t in ids]
 
     def _result(self, thread_id: str, seen: int) -> TurnResult:
+        from convir.agent import turn_result
+
         state = self._states[thread_id]
-        question = state.get("question") or None
-        return TurnResult(
-            ranking=list(state.get("candidates", [])),
-            scores=list(state.get("scores", [])),
-            question=question,
-            options=list(state.get("question_options", []) or []) if question else [],
-            strategy=state.get("strategy", "dar"),
-            query=state.get("query", ""),
-            transcript=list(state.get("transcript", []))[seen:],
-        )
+        return turn_result(state, state.get("question") or None, seen)
 
     def _check_reference(self, reference_id: str | None) -> None:
         if reference_id is not None:

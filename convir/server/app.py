@@ -19,7 +19,7 @@ from fastapi import FastAPI, File, Header, HTTPException, Path, Query, Request, 
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
-from convir.agent import checkpoint_alive
+from convir.agent import checkpoint_alive, last_result
 from convir.errors import ConvirError, InputError
 from convir.server.auth import COOKIE, key_matches, presented_keys
 from convir.server.busy import BusySessions, SessionBusyError
@@ -210,20 +210,17 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
         ]
 
     def turn_out(session_id: str, result: TurnResult, top: int) -> TurnOut:
-        state = agent.state(session_id)
         return TurnOut(
             session_id=session_id,
-            turn=int(state.get("turn", 0)),
+            turn=result.turn,
             results=results(result.ranking, result.scores, top),
             question=result.question,
             options=result.options,
             strategy=result.strategy,
             query=result.query,
-            descriptions=list(state.get("descriptions") or [])
-            if result.strategy == "stitch"
-            else [],
-            imagined=imagined_urls(session_id, state) if result.strategy == "dar" else [],
-            reference_id=state.get("reference_id"),
+            descriptions=result.descriptions,
+            imagined=[f"/sessions/{session_id}/imagined/{k}" for k in range(result.imagined)],
+            reference_id=result.reference_id,
             transcript=result.transcript,
         )
 
@@ -297,10 +294,7 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
 
     def finish(session_id: str, events: Any, top: int) -> TurnOut:
         try:
-            result = None
-            for event in events:
-                result = event
-            return turn_out(session_id, result, top)
+            return turn_out(session_id, last_result(events), top)
         finally:
             busy.release(session_id)
 
@@ -482,15 +476,6 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
         return _static(name)
 
     return app
-
-
-def imagined_urls(session_id: str, state: dict) -> list[str]:
-    """URLs of the generated images behind the state's current DAR query, if any."""
-    if not state.get("generated") or state.get("generated_seed") is None:
-        return []
-    if state.get("generated_for") != state.get("query"):
-        return []
-    return [f"/sessions/{session_id}/imagined/{k}" for k in range(len(state["generated"]))]
 
 
 def image_url(image_id: str) -> str:
