@@ -1,0 +1,139 @@
+"""What every request passes before a route sees it, and how errors become JSON: the API key
+and body-size gate (a middleware, before any parsing), and the exception handlers (422
+without echoing the body, 400/409/413/415 for refusals, 503 + Retry-After when the
+checkpoint database is down, a JSON 500 for anything else)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from convir.errors import ConvirError
+from convir.server.auth import key_matches, presented_keys
+from convir.server.busy import SessionBusyError
+from convir.server.models import Problem
+from convir.server.uploads import MAX_UPLOAD_BYTES, UnsupportedUploadError, UploadTooLargeError
+from convir.state import MAX_MESSAGE_CHARS
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem} for code in (400, 401, 404, 409, 411, 413, 415, 422)
+}
+
+
+MAX_JSON_BYTES = 64 * 1024  # a message is <= 2,000 characters: 64 kB is ample
+MAX_REPORTED_ERRORS = 3
+
+
+def database_errors() -> list[type[Exception]]:
+    """The connection-level errors of the Postgres checkpointer, where it is installed."""
+    try:
+        import psycopg
+        import psycopg_pool
+    except ImportError:
+        return []
+    return [psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout]
+
+
+def is_database_down(exc: BaseException) -> bool:
+    """A connection-level failure of the checkpoint database (psycopg / psycopg_pool)."""
+    names = {"OperationalError", "PoolTimeout", "InterfaceError", "PoolClosed"}
+    for _ in range(10):  # the exception, then what caused it
+        if exc is None:
+            return False
+        if type(exc).__module__.startswith("psycopg") and type(exc).__name__ in names:
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
+def install_guards(app: FastAPI, api_key: str | None) -> None:
+    """The gate middleware and the exception handlers (module docstring)."""
+
+    @app.middleware("http")
+    async def gate(request: Request, call_next: Any) -> Response:
+        """Before any parsing: the API key on every path (API, page, images, /docs,
+        /openapi.json) when one is set, and an upload's declared size."""
+        if api_key is not None:
+            offered = presented_keys(
+                dict(request.headers),
+                dict(request.cookies),
+                dict(request.query_params),
+                request.url.path,
+            )
+            if not key_matches(api_key, offered):
+                return JSONResponse(
+                    {
+                        "detail": "missing or wrong API key: send the header X-API-Key "
+                        "(in a browser, open /?api_key=KEY once)"
+                    },
+                    401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        if request.method in ("POST", "PUT", "PATCH") and request.url.path != "/uploads":
+            length = request.headers.get("content-length", "")
+            if not length.isdigit() and request.headers.get("transfer-encoding"):
+                return JSONResponse({"detail": "JSON bodies need a Content-Length header"}, 411)
+            if length.isdigit() and int(length) > MAX_JSON_BYTES:
+                return JSONResponse(
+                    {
+                        "detail": f"request body is {int(length):,} bytes, limit "
+                        f"{MAX_JSON_BYTES:,}; messages are at most {MAX_MESSAGE_CHARS:,} "
+                        "characters"
+                    },
+                    413,
+                )
+        if request.url.path == "/uploads" and request.method == "POST":
+            length = request.headers.get("content-length", "")
+            if not length.isdigit():  # a chunked body of unknown size would be parsed first
+                return JSONResponse({"detail": "uploads need a Content-Length header"}, 411)
+            if int(length) > MAX_UPLOAD_BYTES + 64 * 1024:  # multipart framing on top
+                return JSONResponse(
+                    {
+                        "detail": f"upload is {int(length):,} bytes, limit "
+                        f"{MAX_UPLOAD_BYTES:,}; send a smaller image"
+                    },
+                    413,
+                )
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        parts = []
+        for err in errors[:MAX_REPORTED_ERRORS]:  # a short reply that never echoes the body
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+            parts.append(f"{where[:60]}: {str(err.get('msg', 'invalid'))[:120]}")
+        if len(errors) > MAX_REPORTED_ERRORS:
+            parts.append(f"and {len(errors) - MAX_REPORTED_ERRORS:,} more errors")
+        detail = "; ".join(parts) or "invalid request"
+        return JSONResponse({"detail": f"{detail} (see /docs for the request format)"}, 422)
+
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "the conversation store is unavailable; retry in a few seconds"},
+            503,
+            headers={"Retry-After": "5"},
+        )
+
+    for error in database_errors():  # handled here: a 503, not a crash
+        app.add_exception_handler(error, database_down)
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception) -> JSONResponse:
+        """Anything else is a JSON 500 (Starlette still logs the traceback), or a 503 when a
+        database error arrives wrapped in another one."""
+        if is_database_down(exc):
+            return await database_down(request, exc)
+        return JSONResponse(
+            {"detail": f"internal error ({type(exc).__name__}); see the server log"}, 500
+        )
+
+    @app.exception_handler(ConvirError)
+    async def refused(request: Request, exc: ConvirError) -> JSONResponse:
+        status = 413 if isinstance(exc, UploadTooLargeError) else 400
+        status = 415 if isinstance(exc, UnsupportedUploadError) else status
+        status = 409 if isinstance(exc, SessionBusyError) else status
+        return JSONResponse({"detail": str(exc)}, status)

@@ -1,0 +1,155 @@
+"""The server's session logic, apart from its routes: opening and continuing turns (with
+idempotency keys, one turn per session at a time), and shaping their results. Routes get
+the one :class:`Service` of their app through the :data:`ServiceDep` dependency."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, HTTPException, Request
+
+from convir.agent import last_result
+from convir.errors import InputError
+from convir.server.busy import BusySessions
+from convir.server.models import MessageIn, Result, SessionIn, TurnOut
+from convir.server.uploads import UploadStore
+
+if TYPE_CHECKING:
+    from convir.agent import ConvirAgent
+    from convir.agents.resources import Resources
+    from convir.turn import TurnResult
+
+
+def keyed_session_id(key: str) -> str:
+    """The session id of an idempotency key (a retried creation finds its session)."""
+    return "k" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+
+
+def image_url(image_id: str) -> str:
+    return "/images/" + quote(image_id, safe="/")
+
+
+@dataclass
+class Service:
+    """One agent, its gallery, and what the server keeps beside them."""
+
+    agent: ConvirAgent
+    resources: Resources
+    api_key: str | None = None
+    busy: BusySessions = field(default_factory=BusySessions)
+    uploads: UploadStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.uploads = UploadStore(self.resources.embedder)
+
+    # -- shaping ------------------------------------------------------------------------
+    def results(self, ids: list[str], scores: list[float], top: int) -> list[Result]:
+        return [
+            Result(id=i, score=float(s), image_url=image_url(i))
+            for i, s in zip(ids[:top], scores[:top], strict=False)
+        ]
+
+    def turn_out(self, session_id: str, result: TurnResult, top: int) -> TurnOut:
+        return TurnOut(
+            session_id=session_id,
+            turn=result.turn,
+            results=self.results(result.ranking, result.scores, top),
+            question=result.question,
+            options=result.options,
+            strategy=result.strategy,
+            query=result.query,
+            descriptions=result.descriptions,
+            imagined=[f"/sessions/{session_id}/imagined/{k}" for k in range(result.imagined)],
+            reference_id=result.reference_id,
+            transcript=result.transcript,
+        )
+
+    # -- sessions -----------------------------------------------------------------------
+    def existing(self, session_id: str) -> dict:
+        state = self.agent.state(session_id)
+        if not state:
+            raise HTTPException(404, f"no session {session_id}; create one with POST /sessions")
+        return state
+
+    def check_reference(self, reference_id: str | None) -> None:
+        if reference_id is None:
+            return
+        index = self.resources.index
+        try:
+            index.position_of(reference_id)
+        except KeyError:
+            raise InputError(
+                f"reference_id {reference_id!r} is not in the gallery; pass the id of an "
+                f"image a search returned (e.g. {index.id_of(0)!r})"
+            ) from None
+
+    def begin(
+        self, body: SessionIn, key: str | None, durability: str | None = None
+    ) -> tuple[str, Any]:
+        """A new session id and its first turn's events (checked, not yet run). With an
+        idempotency key the id is derived from it, so a retry finds the session: its turn is
+        finished from the last checkpoint if it stopped midway, else replayed."""
+        self.check_reference(body.reference_id)
+        vector = None
+        if body.upload_id is not None:
+            if body.reference_id is not None:
+                raise InputError("give reference_id or upload_id, not both")
+            item = self.uploads.get(body.upload_id)
+            if item is None:
+                raise HTTPException(
+                    404, f"no upload {body.upload_id}; upload it with POST /uploads"
+                )
+            vector = item.vector.tolist()
+        session_id = keyed_session_id(key) if key else uuid.uuid4().hex
+        self.busy.claim(session_id)
+        try:
+            if key and self.agent.state(session_id):
+                return session_id, self.replay(session_id)
+            return session_id, self.agent.start_stream(
+                session_id,
+                body.message,
+                body.reference_id,
+                reference_vector=vector,
+                key=key,
+                durability=durability,
+            )
+        except BaseException:
+            self.busy.release(session_id)
+            raise
+
+    def follow(self, session_id: str, body: MessageIn, key: str | None) -> Any:
+        """The next turn's events; a retry with the turn's key finishes or replays it."""
+        self.busy.claim(session_id)
+        try:
+            state = self.existing(session_id)
+            if key and state.get("message_key") == key:
+                return self.replay(session_id)
+            return self.agent.reply_stream(session_id, body.message, key=key)
+        except BaseException:
+            self.busy.release(session_id)
+            raise
+
+    def replay(self, session_id: str) -> Any:
+        """A retried request: finish the turn it started if that stopped midway, else hand
+        back the turn's result as it stands (no new turn)."""
+        if self.agent.unfinished(session_id):
+            return self.agent.resume_stream(session_id)
+        return iter([self.agent.current(session_id)])
+
+    def finish(self, session_id: str, events: Any, top: int) -> TurnOut:
+        try:
+            return self.turn_out(session_id, last_result(events), top)
+        finally:
+            self.busy.release(session_id)
+
+
+def service(request: Request) -> Service:
+    """The app's :class:`Service` (a FastAPI dependency)."""
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+ServiceDep = Annotated[Service, Depends(service)]
