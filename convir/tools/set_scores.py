@@ -81,7 +81,7 @@ def sinkhorn_set_score(
     descriptions: Tensor, views: Tensor, reg: float = PUBLISHED_SINKHORN_REG
 ) -> Tensor:
     """Similarity ``<P, s>`` [N] under the balanced entropic plan on cost ``1 - s``."""
-    from convir.tools.ot_rerank import sinkhorn_cost
+    from convir.tools.ot_problem import sinkhorn_cost
 
     s = _similarities(descriptions, views)
     n, k, v = s.shape

@@ -1,4 +1,4 @@
-"""Batched entropic Sinkhorn on dual potentials: the numerical core behind ``sinkhorn_cost``.
+"""Batched entropic Sinkhorn on dual potentials: the numerical core behind ``ot_problem.sinkhorn_cost``.
 
 Inputs arrive validated (``convir.tools.ot_rerank`` checks them). A zero mass is a ``-inf``
 log-mass and drops out of every sum exactly, so padded batches need no special case.
