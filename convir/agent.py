@@ -129,7 +129,7 @@ class ConvirAgent:
         """``durability="exit"`` saves a conversation once per turn (when the turn pauses or
         ends), not after every node: a crash mid-turn loses only that unanswered turn, and a
         turn costs one checkpoint write instead of seven. Use "sync" to save every step."""
-        from convir.graphs.agent_graph import build_graph
+        from convir.agents.graph import build_graph
 
         self.resources = resources
         self.config = config or AgentConfig()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import convir
 
-AGENT_LAYERS = ("agents", "tools", "graphs", "models", "index")
+AGENT_LAYERS = ("agents", "tools", "models", "index")
 ROOT = Path(convir.__file__).parent
 
 

@@ -3,7 +3,7 @@
 :class:`~convir.agent.ConvirAgent` runs each turn through LangGraph (checkpoints, channels,
 interrupts), which a person chatting never notices and an evaluation of 1,000 dialogues x
 10 rounds pays ~40% of its time for. :class:`BatchedAgent` runs the very same nodes
-(:func:`convir.graphs.agent_graph.build_nodes`: same policy, tools and configuration) in the
+(:func:`convir.agents.graph.build_nodes`: same policy, tools and configuration) in the
 order the graph would, on plain dicts kept in memory, and takes one turn of many
 conversations per call (:class:`~convir.turn.BatchedSystem`): the conversations advance in
 lockstep, and whenever several of them are due to ``retrieve``, their query texts go
@@ -40,7 +40,7 @@ class BatchedAgent:
         config: AgentConfig | None = None,
     ) -> None:
         from convir.agents.answers import AnswerModel
-        from convir.graphs.agent_graph import build_nodes
+        from convir.agents.graph import build_nodes
 
         self.resources = resources
         self.config = config or AgentConfig()

@@ -1,7 +1,7 @@
 """Policies: which tool runs next in a turn, and with which strategy.
 
 A policy is anything with ``decide(state, options) -> Decision`` (:class:`Policy`); pass your
-own to :func:`convir.graphs.agent_graph.build_graph` to test a dialogue strategy. Two ship:
+own to :func:`convir.agents.graph.build_graph` to test a dialogue strategy. Two ship:
 
 - :class:`RulePolicy`: refine -> (generate, DAR) -> retrieve -> (OT rerank, STiTch) -> ask.
   Deterministic; the baseline, and the fallback of every other policy.

@@ -1,6 +1,6 @@
 """One spec per tool: its input schema, its graph node, and how a standalone call runs.
 
-The graph (``graphs/agent_graph.build_nodes``) and the LangChain tools
+The graph (``agents/graph.build_nodes``) and the LangChain tools
 (``tools/langchain_tools.make_tools``) are both made from :data:`TOOL_SPECS`, and a
 standalone call runs the very node the graph runs: its arguments become a conversation
 state (and configuration overrides), the node updates that state, and the call returns a
