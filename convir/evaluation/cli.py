@@ -34,7 +34,7 @@ def _data() -> None:
     """Inspect benchmark files."""  # keeps `data` a command group even with one command
 
 
-class Protocol(StrEnum):
+class ScoringProtocol(StrEnum):
     chatir = "chatir"
     circo = "circo"
     cirr = "cirr"
@@ -74,7 +74,7 @@ def _print_query_scores(protocol: str, results: dict[str, dict[int, float]]) -> 
 
 @eval_app.command("score")
 def score_command(
-    protocol: Protocol = typer.Option(..., "--protocol", help="Which benchmark's metrics."),
+    protocol: ScoringProtocol = typer.Option(..., "--protocol", help="Which benchmark's metrics."),
     run: Path = typer.Option(..., "--run", help="Run file (.jsonl), one JSON line per query."),
     annotations: Path | None = typer.Option(
         None, "--annotations", help="Ground truth: CIRCO val.json / CIRR or FashionIQ captions."
@@ -92,7 +92,7 @@ def score_command(
     from convir.evaluation import loaders, runfile, scoring
 
     space = loaders.load_search_space(search_space) if search_space is not None else None
-    if protocol is Protocol.chatir:
+    if protocol is ScoringProtocol.chatir:
         if annotations is not None:
             raise InputError(
                 "--annotations is not used by --protocol chatir (targets are in the run)"
@@ -125,9 +125,9 @@ def score_command(
             f"{ANNOTATIONS_HINT[protocol.value]}"
         )
     query_run = runfile.read_query_run(run, space)
-    if protocol is Protocol.circo:
+    if protocol is ScoringProtocol.circo:
         result = scoring.score_circo(query_run, loaders.load_circo(annotations))
-    elif protocol is Protocol.cirr:
+    elif protocol is ScoringProtocol.cirr:
         result = scoring.score_cirr(query_run, loaders.load_cirr_captions(annotations))
     else:
         result = scoring.score_fashioniq(query_run, loaders.load_fashioniq_captions(annotations))
@@ -214,7 +214,7 @@ class Benchmark(StrEnum):
     chatir = "chatir"
 
 
-class Strategy(StrEnum):
+class SystemName(StrEnum):
     concat = "concat"
     text = "text"
     dar = "dar"
@@ -224,7 +224,7 @@ class Strategy(StrEnum):
     auto = "auto"
 
 
-class Policy(StrEnum):
+class PolicyName(StrEnum):
     rules = "rules"
     llm = "llm"
 
@@ -269,7 +269,7 @@ def _check_chatir_options(
     index: Path | None,
     dialogues_file: Path | None,
     testbed_only: list[str],
-    policy: Policy,
+    policy: PolicyName,
     modes: list[str],
     agents: bool,
 ) -> None:
@@ -284,7 +284,7 @@ def _check_chatir_options(
             f"{' and '.join(testbed_only)} apply to --benchmark testbed only: chatir's gallery "
             "is the index (or --search-space) and its answers are recorded"
         )
-    if agents and (policy is Policy.llm or modes != [Questions.info_gain.value]):
+    if agents and (policy is PolicyName.llm or modes != [Questions.info_gain.value]):
         raise InputError(
             "--benchmark chatir replays the recorded questions, so the agent must ask none "
             "of its own: use --policy rules and leave out --questions"
@@ -303,14 +303,16 @@ def run_command(
         help="testbed (simulated users on testbed scenes) or chatir (recorded dialogues "
         "replayed on real images).",
     ),
-    strategies: list[Strategy] = typer.Option(
-        [Strategy.concat],
+    strategies: list[SystemName] = typer.Option(
+        [SystemName.concat],
         "--strategy",
         help="A system to run; repeat to compare. concat: ChatIR's text-only baseline (the "
         "joined dialogue; random questions on the testbed, none on chatir); text|dar|auto: "
         "the agent.",
     ),
-    policy: Policy = typer.Option(Policy.rules, "--policy", help="Agent policy: rules or llm."),
+    policy: PolicyName = typer.Option(
+        PolicyName.rules, "--policy", help="Agent policy: rules or llm."
+    ),
     questions: list[Questions] = typer.Option(
         [Questions.info_gain],
         "--questions",
