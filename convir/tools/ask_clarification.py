@@ -86,7 +86,7 @@ def clean_answer(text: object) -> str:
     return answer or "i don't know"
 
 
-def node(
+def make_ask_clarification_node(
     resources: Resources, config: AgentConfig, answers: AnswerModel
 ) -> Callable[[ConvState], dict]:
     """Graph node: choose the question and store it; ``await_answer`` then pauses for it."""

@@ -329,7 +329,7 @@ def _weights(
 # Graph node
 
 
-def node(
+def make_ot_rerank_node(
     resources: Resources, config: AgentConfig, answers: AnswerModel | None = None
 ) -> Callable[[ConvState], dict]:
     """Graph node: rerank the top ``ot_top_n`` candidates.

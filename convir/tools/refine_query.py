@@ -49,7 +49,7 @@ def refine_query(dialogue: Sequence[str], refiner: Refiner) -> tuple[str, str]:
     return refiner.refine(list(dialogue))[:MAX_QUERY_CHARS], type(refiner).__name__
 
 
-def node(
+def make_refine_query_node(
     resources: Resources, refiner: Refiner, config: AgentConfig | None = None
 ) -> Callable[[ConvState], dict]:
     """Graph node: refine the state's dialogue with the state's strategy.

@@ -143,7 +143,7 @@ def rank_pool(
     return [resources.index.id_of(int(positions[i])) for i in order], scores[order].tolist()
 
 
-def node(
+def make_retrieve_node(
     resources: Resources, config: AgentConfig, answers: AnswerModel
 ) -> Callable[[ConvState], dict]:
     """Graph node: search with the state's query and strategy, update the candidates."""

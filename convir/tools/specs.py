@@ -113,7 +113,7 @@ class OTRerankToolArgs(OTRerankArgs):
 def _refine_node(deps: ToolDeps) -> Node:
     from convir.tools import refine_query
 
-    return refine_query.node(deps.resources, deps.refiner, deps.config)
+    return refine_query.make_refine_query_node(deps.resources, deps.refiner, deps.config)
 
 
 def _refine_prepare(deps: ToolDeps, args: RefineQueryArgs) -> tuple[dict, ConvState]:
@@ -141,7 +141,7 @@ def _refine_present(deps: ToolDeps, state: ConvState, update: dict) -> dict:
 def _generate_node(deps: ToolDeps) -> Node:
     from convir.tools import generate_images
 
-    return generate_images.node(deps.resources, deps.config)
+    return generate_images.make_generate_images_node(deps.resources, deps.config)
 
 
 def _generate_prepare(deps: ToolDeps, args: GenerateImagesArgs) -> tuple[dict, ConvState]:
@@ -169,7 +169,7 @@ def _generate_present(deps: ToolDeps, state: ConvState, update: dict) -> dict:
 def _retrieve_node(deps: ToolDeps) -> Node:
     from convir.tools import retrieve
 
-    return retrieve.node(deps.resources, deps.config, deps.answers)
+    return retrieve.make_retrieve_node(deps.resources, deps.config, deps.answers)
 
 
 def _retrieve_prepare(deps: ToolDeps, args: RetrieveArgs) -> tuple[dict, ConvState]:
@@ -188,7 +188,7 @@ def _retrieve_present(deps: ToolDeps, state: ConvState, update: dict) -> dict:
 def _ask_node(deps: ToolDeps) -> Node:
     from convir.tools import ask_clarification
 
-    return ask_clarification.node(deps.resources, deps.config, deps.answers)
+    return ask_clarification.make_ask_clarification_node(deps.resources, deps.config, deps.answers)
 
 
 def _ask_prepare(deps: ToolDeps, args: AskClarificationToolArgs) -> tuple[dict, ConvState]:
@@ -213,7 +213,7 @@ def _ask_present(deps: ToolDeps, state: ConvState, update: dict) -> dict:
 def _ot_node(deps: ToolDeps) -> Node:
     from convir.tools import ot_rerank
 
-    return ot_rerank.node(deps.resources, deps.config, deps.answers)
+    return ot_rerank.make_ot_rerank_node(deps.resources, deps.config, deps.answers)
 
 
 def _ot_prepare(deps: ToolDeps, args: OTRerankToolArgs) -> tuple[dict, ConvState]:
