@@ -4,7 +4,7 @@ Every index is a :class:`convir.index.faiss_index.GalleryIndex` built from a fac
 (what ``convir index --factory`` builds), side by side on the same vectors and queries:
 
 * ``Flat``: exact search, the reference for recall.
-* ``IVF<nlist>,Flat`` with nlist ~ 4*sqrt(N) (:func:`convir.index.faiss_index.ivf_nlist`);
+* ``IVF<nlist>,Flat`` with nlist ~ 4*sqrt(N) (:func:`convir.index.factory.ivf_nlist`);
   ``nprobe`` is tuned to the smallest value reaching recall@10 >= --target on a tuning set
   of queries, then everything is measured on separate evaluation queries.
 * ``HNSW32``: ``efSearch`` tuned the same way.

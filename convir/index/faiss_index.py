@@ -29,12 +29,8 @@ index intact and loadable.
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import zipfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -43,100 +39,33 @@ import numpy as np
 
 from convir.atomic_file import atomic_write
 from convir.errors import IndexFileError, InputError
+from convir.index.archive import (  # noqa: F401  (the file format's names, public here too)
+    CAPTIONS_MEMBER,
+    FAISS_MEMBER,
+    FORMAT,
+    FORMAT_VERSION,
+    IDS_MEMBER,
+    META_MEMBER,
+    PATHS_MEMBER,
+    VIEWS_MEMBER,
+    IndexMeta,
+    faiss_reason,
+    read_archive,
+    write_archive,
+)
+from convir.index.factory import (  # noqa: F401  (public here too)
+    DEFAULT_EF_SEARCH,
+    DEFAULT_NPROBE,
+    FLAT_MAX,
+    HNSW_MAX,
+    TRAIN_SIZE,
+    default_factory,
+    default_nprobe,
+    ivf_nlist,
+)
 
 if TYPE_CHECKING:
     import faiss
-
-FORMAT = "convir-index"
-FORMAT_VERSION = 1
-META_MEMBER = "convir-index.json"
-IDS_MEMBER = "ids.json"
-PATHS_MEMBER = "paths.json"
-CAPTIONS_MEMBER = "captions.json"
-VIEWS_MEMBER = "views.npy"
-FAISS_MEMBER = "index.faiss"
-
-# Defaults measured by benchmarks/bench_index.py (table and reasoning: docs/performance.md).
-FLAT_MAX = 50_000  # exact search stays around a millisecond per query up to here
-HNSW_MAX = 1_000_000  # HNSW32 keeps every float: 784 B per 128-d vector; beyond, compress
-DEFAULT_NPROBE = 16  # fewest IVF lists visited per query (faiss's own default, 1, loses recall)
-DEFAULT_EF_SEARCH = 64  # HNSW candidate-list size at search time (faiss default: 16)
-TRAIN_SIZE = 1 << 18  # most vectors used to train IVF/PQ (k-means needs ~39-256 per centroid)
-
-
-def ivf_nlist(count: int) -> int:
-    """IVF list count for ``count`` vectors: the power of two nearest 4*sqrt(count), halved
-    until k-means gets at least 39 training points per list."""
-    nlist = 1 << max(1, round(np.log2(4 * np.sqrt(max(count, 1)))))
-    while nlist > 1 and 39 * nlist > count:
-        nlist //= 2
-    return nlist
-
-
-def default_nprobe(nlist: int) -> int:
-    """IVF lists to visit by default: about 2*sqrt(nlist), at least 16, at most all of them.
-
-    The fewest reaching recall@10 >= 0.95 on embedding-like vectors grows slower than that
-    (measured: 32 of 256 lists, 48 of 1024, 64 of 4096), so the default keeps a margin.
-    """
-    return min(int(nlist), max(DEFAULT_NPROBE, round(2 * np.sqrt(nlist))))
-
-
-def default_factory(count: int, dim: int | None = None) -> str:
-    """The factory string ``convir index`` uses for a gallery of ``count`` vectors
-    (``--factory`` overrides it). ``dim`` is accepted for callers that know it; the measured
-    rule below does not depend on it.
-
-    * ``count <= 50_000``: ``Flat``. Exact, no training, 512 B per 128-d vector, and still
-      about a millisecond per query (1.1 ms at 50k, 2.6-4.1 ms at 100k, 31 ms at 1M).
-    * ``count <= 1_000_000``: ``HNSW32``, searched with efSearch 64 by default. The fastest
-      index at recall@10 >= 0.95: at 1M testbed-like vectors, 0.36 ms per query at recall
-      0.99 (IVF4096,Flat needs 0.47 ms for 0.97); 784 B per 128-d vector, no training.
-    * above: ``IVF<n>,SQ8`` with n ~ 4*sqrt(count) (:func:`ivf_nlist`), searched with
-      :func:`default_nprobe` lists. One byte per dimension (138 B per 128-d vector, 5.7x less
-      than HNSW32) at recall 0.98 (1M, 128 of 4096 lists, 0.62 ms). Product quantisation
-      (``IVF<n>,PQ<dim/4>``) is smaller still but never reaches recall 0.95 (0.68 at 1M,
-      every list visited), so it is left to ``--factory``.
-
-    Measured on 2 shared CPU cores by ``benchmarks/bench_index.py`` (docs/performance.md):
-    the tuned recall is on vectors drawn like the testbed CLIP's embeddings, which need
-    more search effort than the real embeddings (10k: efSearch 16 reaches 1.00 on the real
-    ones, 0.98 on the drawn ones). Structureless random vectors need far more (efSearch
-    2048 reaches 0.77 at 1M): no default reaches 0.95 on them short of exact search.
-    """
-    if count <= FLAT_MAX:
-        return "Flat"
-    if count <= HNSW_MAX:
-        return "HNSW32"
-    return f"IVF{ivf_nlist(count)},SQ8"
-
-
-@dataclass(frozen=True)
-class IndexMeta:
-    """What an index file says about itself (stored as ``convir-index.json``)."""
-
-    dim: int
-    factory: str
-    count: int
-    model: str | None = None
-    pretrained: str | None = None
-    image_root: str | None = None
-    created: str = ""
-    captions_source: str | None = None  # "file:NAME" or "captioner:NAME"; None: no captions
-    views: int = 0  # augmented views stored per image (0: none)
-    views_augment: str | None = None  # their preset (convir.models.views)
-    metric: str = "inner_product"
-    format: str = FORMAT
-    version: int = FORMAT_VERSION
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str) -> IndexMeta:
-        data = json.loads(text)
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
 
 
 class Hit(NamedTuple):
@@ -147,14 +76,6 @@ class Hit(NamedTuple):
     position: int
     id: str
     path: str
-
-
-def _faiss_reason(exc: Exception) -> str:
-    """faiss errors carry a C++ location prefix; keep the part a user can act on."""
-    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-    text = re.sub(r"^Error in .*? at \S+:\d+: ", "", text)
-    text = re.sub(r"^Error: '.*?' failed: ", "", text)
-    return text
 
 
 def _matrix(values: Any, dim: int, what: str) -> np.ndarray:
@@ -200,7 +121,7 @@ class GalleryIndex:
             index = faiss.index_factory(int(dim), factory, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as exc:
             raise InputError(
-                f"--factory: faiss cannot build {factory!r} ({_faiss_reason(exc)}); "
+                f"--factory: faiss cannot build {factory!r} ({faiss_reason(exc)}); "
                 "use e.g. Flat, IVF1024,Flat, HNSW32 or IVF1024,PQ32"
             ) from exc
         self._setup(index, factory, [], [])
@@ -450,7 +371,7 @@ class GalleryIndex:
         except RuntimeError as exc:
             raise InputError(
                 f"--factory {self.factory!r} could not be trained on {len(arr)} vectors: "
-                f"{_faiss_reason(exc)}"
+                f"{faiss_reason(exc)}"
             ) from exc
 
     def add(self, vectors: Any, ids: Sequence[str], paths: Sequence[str]) -> None:
@@ -476,7 +397,7 @@ class GalleryIndex:
             self._index.add(arr)
         except RuntimeError as exc:
             raise InputError(
-                f"faiss could not add to {self.factory!r}: {_faiss_reason(exc)}"
+                f"faiss could not add to {self.factory!r}: {faiss_reason(exc)}"
             ) from exc
         start = len(self._ids)
         self._ids.extend(ids)
@@ -518,7 +439,7 @@ class GalleryIndex:
             return self._index.reconstruct_n(0, self.count).astype(np.float32, copy=False)
         except RuntimeError as exc:
             raise IndexFileError(
-                f"this {self.factory} index cannot hand back its vectors ({_faiss_reason(exc)})"
+                f"this {self.factory} index cannot hand back its vectors ({faiss_reason(exc)})"
             ) from exc
 
     def hits(self, queries: Any, k: int) -> list[list[Hit]]:
@@ -548,7 +469,15 @@ class GalleryIndex:
             raise IndexFileError(f"cannot create the folder for {path}: {exc}") from exc
         try:
             with atomic_write(path, "wb", durable=True) as raw:
-                _write_archive(raw, self)
+                write_archive(
+                    raw,
+                    self.meta,
+                    self._ids,
+                    self._paths,
+                    self._captions,
+                    self._views,
+                    self._index,
+                )
         except OSError as exc:
             raise IndexFileError(f"could not write the index to {path}: {exc}") from exc
         return path
@@ -564,40 +493,9 @@ class GalleryIndex:
             )
         if path.is_dir():
             raise IndexFileError(f"{path} is a folder, not an index file")
-        try:
-            with zipfile.ZipFile(path) as zf:
-                names = set(zf.namelist())
-                if META_MEMBER not in names:
-                    raise IndexFileError(
-                        f"{path} is not a convir index (no {META_MEMBER} inside); "
-                        "build one with `convir index`"
-                    )
-                meta = IndexMeta.from_json(zf.read(META_MEMBER).decode("utf-8"))
-                if meta.format != FORMAT or not isinstance(meta.version, int):
-                    raise ValueError(f"unexpected format {meta.format!r}")
-                if meta.version > FORMAT_VERSION:
-                    raise IndexFileError(
-                        f"{path} uses index format {meta.version}; this convir reads up to "
-                        f"{FORMAT_VERSION}: upgrade convir or rebuild the index"
-                    )
-                ids = json.loads(zf.read(IDS_MEMBER).decode("utf-8"))
-                paths = json.loads(zf.read(PATHS_MEMBER).decode("utf-8"))
-                captions = (
-                    json.loads(zf.read(CAPTIONS_MEMBER).decode("utf-8"))
-                    if CAPTIONS_MEMBER in names
-                    else None
-                )
-                views = _read_npy(zf.read(VIEWS_MEMBER)) if VIEWS_MEMBER in names else None
-                index = _read_faiss(zf)
-        except IndexFileError:
-            raise
-        except OSError as exc:
-            raise IndexFileError(f"cannot read {path}: {exc}") from exc
-        except Exception as exc:  # zip, JSON, faiss and CRC failures all mean "damaged"
-            raise IndexFileError(
-                f"{path} is damaged or not a convir index ({type(exc).__name__}: "
-                f"{_faiss_reason(exc)[:200]}); rebuild it with `convir index`"
-            ) from exc
+        archive = read_archive(path)
+        meta, index, ids, paths = archive.meta, archive.index, archive.ids, archive.paths
+        captions, views = archive.captions, archive.views
         if not (index.ntotal == len(ids) == len(paths) == meta.count and index.d == meta.dim):
             raise IndexFileError(
                 f"{path} is inconsistent (index holds {index.ntotal} vectors of dim {index.d}, "
@@ -628,50 +526,3 @@ class GalleryIndex:
 
     def __repr__(self) -> str:
         return f"GalleryIndex(factory={self.factory!r}, dim={self.dim}, count={self.count})"
-
-
-def _write_archive(raw: Any, index: GalleryIndex) -> None:
-    """The zip members, metadata first (small members deflated, the FAISS blob stored)."""
-    with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(META_MEMBER, index.meta.to_json())
-        zf.writestr(IDS_MEMBER, json.dumps(index._ids, ensure_ascii=False))
-        zf.writestr(PATHS_MEMBER, json.dumps(index._paths, ensure_ascii=False))
-        if index._captions is not None:
-            zf.writestr(CAPTIONS_MEMBER, json.dumps(index._captions, ensure_ascii=False))
-        if index._views is not None:
-            zf.writestr(VIEWS_MEMBER, _npy_bytes(index._views))
-        _write_faiss(zf, index._index)
-
-
-def _write_faiss(zf: zipfile.ZipFile, index: faiss.Index) -> None:
-    """Stream ``faiss.write_index`` straight into the archive (no second copy in memory)."""
-    import faiss
-
-    info = zipfile.ZipInfo(FAISS_MEMBER, date_time=datetime.now().timetuple()[:6])
-    info.compress_type = zipfile.ZIP_STORED
-    with zf.open(info, "w", force_zip64=True) as member:
-        faiss.write_index(index, faiss.PyCallbackIOWriter(member.write))
-
-
-def _read_faiss(zf: zipfile.ZipFile) -> faiss.Index:
-    import faiss
-
-    with zf.open(FAISS_MEMBER) as member:
-        index = faiss.read_index(faiss.PyCallbackIOReader(member.read))
-        if member.read(1):  # reaching the end also makes zipfile verify the CRC-32
-            raise ValueError(f"trailing bytes after the FAISS index in {FAISS_MEMBER}")
-    return index
-
-
-def _npy_bytes(arr: np.ndarray) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    return buf.getvalue()
-
-
-def _read_npy(raw: bytes) -> np.ndarray:
-    import io
-
-    return np.load(io.BytesIO(raw), allow_pickle=False)

@@ -4,6 +4,7 @@ import zipfile
 import numpy as np
 import pytest
 
+import convir.index.archive as archive
 import convir.index.faiss_index as fi
 from convir.errors import IndexFileError, InputError
 from convir.index.faiss_index import GalleryIndex, default_factory
@@ -232,7 +233,7 @@ def test_a_crash_mid_save_keeps_the_previous_index(tmp_path, monkeypatch, crash,
             member.write(b"\0" * 1000)  # some bytes reach the temp file, then the crash
         raise crash("simulated crash")
 
-    monkeypatch.setattr(fi, "_write_faiss", half_written)
+    monkeypatch.setattr(archive, "_write_faiss", half_written)
     with pytest.raises(expected, match="simulated crash"):
         new.save(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.index"], "temp file left behind"
