@@ -1,4 +1,5 @@
-"""Validated loaders for the public benchmark files: ChatIR, CIRR, CIRCO, FashionIQ.
+"""Validated loaders for the public benchmark files: ChatIR, CIRR, CIRCO, FashionIQ (one
+module for the four formats: they share the detection, validation and error reporting).
 
 Every loader reads the JSON once, validates all records with pydantic, and on the first bad
 record raises :class:`~convir.errors.InputError` naming the expected format, the record's
