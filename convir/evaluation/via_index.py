@@ -55,27 +55,15 @@ def index_gallery(folder: Path, captions: CaptionSource, progress: bool) -> Path
 
 
 def _index(folder: Path, out: Path, captions: CaptionSource, progress: bool) -> None:
-    from convir.index.cli import index_command
-    from convir.index.folder import DEFAULT_MAX_PIXELS
+    from convir.index.cli import build_index
 
-    index_command(
-        folder=folder,
-        out=out,
-        model=None,
-        pretrained=None,
-        factory=None,
-        batch_size=64,
-        device="cpu",
-        max_pixels=DEFAULT_MAX_PIXELS,
+    build_index(
+        folder,
+        out,
         workers=2,
         progress=progress,
         captions=folder / "captions.jsonl" if captions == "metadata" else None,
         captioner="testbed" if captions == "testbed" else None,
-        views=0,
-        view_augment="published",
-        use_ray=False,
-        ray_address=None,
-        concurrency=None,
     )
 
 

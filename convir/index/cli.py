@@ -138,6 +138,50 @@ def index_command(
     """Embed every image under FOLDER and write a FAISS index file (unreadable files are
     skipped with a warning each). With --ray, Ray actors embed (one GPU each when the
     cluster has GPUs, --device is then ignored) and the result is the same index."""
+    build_index(
+        folder,
+        out,
+        model=model,
+        pretrained=pretrained,
+        factory=factory,
+        batch_size=batch_size,
+        device=device,
+        max_pixels=max_pixels,
+        workers=workers,
+        progress=progress,
+        captions=captions,
+        captioner=captioner,
+        views=views,
+        view_augment=view_augment,
+        use_ray=use_ray,
+        ray_address=ray_address,
+        concurrency=concurrency,
+    )
+
+
+def build_index(
+    folder: Path,
+    out: Path,
+    *,
+    model: str | None = None,
+    pretrained: str | None = None,
+    factory: str | None = None,
+    batch_size: int = 64,
+    device: str = "cpu",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    workers: int = DEFAULT_WORKERS,
+    progress: bool = True,
+    captions: Path | None = None,
+    captioner: str | None = None,
+    views: int = 0,
+    view_augment: str = "published",
+    use_ray: bool = False,
+    ray_address: str | None = None,
+    concurrency: int | None = None,
+) -> Path:
+    """What ``convir index`` does, as a plain function (``index_command`` parses options
+    into it; other code calls it directly): embed, build, attach texts and views, save.
+    Prints the one summary line; returns ``out``."""
     from convir.index.faiss_index import GalleryIndex, default_factory
     from convir.index.folder import embed_images, list_images
     from convir.models.embedder import load_embedder
@@ -224,6 +268,7 @@ def index_command(
         f"indexed {index.count} images, skipped {skipped}, wrote {out} ({index.factory}, "
         f"{model}){note}"
     )
+    return out
 
 
 def _attach_captions(

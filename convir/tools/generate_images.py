@@ -49,7 +49,9 @@ def generated_embeddings(
     return pooled.reshape(len(prompts), n_per_prompt, -1)
 
 
-def make_generate_images_node(resources: Resources, config: AgentConfig) -> Callable[[ConvState], dict]:
+def make_generate_images_node(
+    resources: Resources, config: AgentConfig
+) -> Callable[[ConvState], dict]:
     """Graph node: embeddings of images generated for the state's query (cached per query)."""
 
     def generate_images_node(state: ConvState) -> dict:
