@@ -339,6 +339,15 @@ class GalleryIndex:
     def id_of(self, position: int) -> str:
         return self._ids[self._check_position(position)]
 
+    def ids_of(self, positions: Sequence[int] | np.ndarray) -> list[str]:
+        """The ids of many positions (one bounds check for all: a ranking's worth at once)."""
+        pos = np.asarray(positions, dtype=np.int64)
+        if len(pos) and (pos.min() < 0 or pos.max() >= len(self._ids)):
+            bad = int(pos[(pos < 0) | (pos >= len(self._ids))][0])
+            self._check_position(bad)  # raises with the usual message
+        ids = self._ids
+        return [ids[p] for p in pos.tolist()]
+
     def path_of(self, position: int) -> str:
         return self._paths[self._check_position(position)]
 

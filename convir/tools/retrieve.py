@@ -140,7 +140,7 @@ def rank_pool(
     loglik = answers_loglik(resources, positions, turns, answers, config, asked)
     scores = rescore(cos, loglik, config.temperature, config.answer_weight)
     order = np.argsort(-scores, kind="stable")[: config.top_k]
-    return [resources.index.id_of(int(positions[i])) for i in order], scores[order].tolist()
+    return resources.index.ids_of(positions[order]), scores[order].tolist()
 
 
 def make_retrieve_node(

@@ -289,3 +289,11 @@ def test_damaged_index_files_raise_index_file_error(tmp_path, damage, message):
 def test_missing_index_file_says_how_to_build_one(tmp_path):
     with pytest.raises(IndexFileError, match=r"no index file at .*convir index FOLDER --out"):
         GalleryIndex.load(tmp_path / "nothing.index")
+
+
+def test_ids_of_many_positions_checks_them_once():
+    _, index = build(30, seed=3)
+    assert index.ids_of([4, 0, 29]) == [index.id_of(4), index.id_of(0), index.id_of(29)]
+    assert index.ids_of([]) == []
+    with pytest.raises(IndexError):
+        index.ids_of([1, 30])
