@@ -68,5 +68,5 @@ def write_json(path: str | Path, obj: Any) -> Path:
     """Write JSON atomically (temp file + rename), creating the parent folder."""
     p = Path(path)
     if p.is_dir():
-        raise InputError(f"--out {p} is a folder; pass a file name such as {p / 'submission.json'}")
+        raise InputError(f"{p} is a folder; pass a file name such as {p / 'submission.json'}")
     return write_text(p, json.dumps(obj))

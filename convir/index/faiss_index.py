@@ -472,7 +472,7 @@ class GalleryIndex:
         path = Path(path)
         if path.is_dir():
             raise InputError(
-                f"--out {path} is a folder; give a file path such as {path}/gallery.index"
+                f"{path} is a folder; give a file path such as {path}/gallery.index"
             )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
