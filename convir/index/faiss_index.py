@@ -471,9 +471,7 @@ class GalleryIndex:
         fsync-ed, then renamed over ``path``. A crash before the rename leaves the old file."""
         path = Path(path)
         if path.is_dir():
-            raise InputError(
-                f"{path} is a folder; give a file path such as {path}/gallery.index"
-            )
+            raise InputError(f"{path} is a folder; give a file path such as {path}/gallery.index")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
