@@ -35,7 +35,23 @@ app.command("chat")(chat_command)
 app.command("serve")(serve_command)
 
 
+def _one_line_warnings() -> None:
+    """convir's own warnings (a text cut to the tokenizer's limit, a skipped image) print as
+    one ``warning: ...`` line, not Python's file:line header plus a source line."""
+    import warnings
+
+    plain = warnings.formatwarning
+
+    def short(message, category, filename, lineno, line=None):  # noqa: ANN001, ANN202
+        if "/convir/" in str(filename).replace("\\", "/"):
+            return f"warning: {message}\n"
+        return plain(message, category, filename, lineno, line)
+
+    warnings.formatwarning = short  # type: ignore[assignment]
+
+
 def main() -> None:
+    _one_line_warnings()
     try:
         app()
     except ConvirError as exc:

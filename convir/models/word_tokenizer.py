@@ -62,7 +62,8 @@ class WordTokenizer:
         return [self.sot_id, *ids[: self.context_length - 2], self.eot_id]
 
     def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
-        """Padded ids; one warning per batch says how many texts were cut to the limit."""
+        """Padded ids; the first batch with texts over the limit warns (once per tokenizer),
+        every cut is counted in :attr:`truncated`."""
         out = np.zeros((len(texts), self.context_length), dtype=np.int64)
         cut = 0
         for row, text in enumerate(texts):
@@ -70,12 +71,15 @@ class WordTokenizer:
             cut += len(words(text)) > self.context_length - 2
             out[row, : len(ids)] = ids
         if cut:
+            first = self.truncated == 0
             self.truncated += cut
-            warnings.warn(
-                f"{cut} of {len(texts)} texts cut to the tokenizer's limit of "
-                f"{self.context_length - 2} words (the end of each was dropped)",
-                stacklevel=3,
-            )
+            if first:  # once per tokenizer: later cuts are counted in ``truncated``
+                warnings.warn(
+                    f"{cut} of {len(texts)} texts cut to the tokenizer's limit of "
+                    f"{self.context_length - 2} words (the end of each was dropped; later "
+                    "cuts are not reported again)",
+                    stacklevel=3,
+                )
         return out
 
     def __call__(self, texts: str | Sequence[str], context_length: int | None = None):  # noqa: ANN204

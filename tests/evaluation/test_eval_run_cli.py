@@ -138,3 +138,16 @@ def test_both_engines_give_the_same_dialogues(tmp_path):
         runs[engine] = (json.loads(result.stdout)["text"], (out / "text.run.jsonl").read_text())
     assert runs["batched"][0]["hits_at_10"] == runs["graph"][0]["hits_at_10"]
     assert runs["batched"][1] == runs["graph"][1]
+
+
+def test_convirs_own_warnings_are_one_line_each(tmp_path):
+    """The concat baseline's joined dialogues outgrow the tokenizer: the user reads one
+    ``warning:`` line, not Python's file:line header and source line."""
+    proc = run_convir(
+        "eval", "run", "--gallery-size", 100, "--dialogues", 20, "--rounds", 10,
+        "--no-progress", "--json", "--out", tmp_path / "o",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [lines[0]] and lines[0].startswith("warning: ") and "cut" in lines[0]
+    assert "UserWarning" not in proc.stderr

@@ -70,3 +70,17 @@ def test_tokenizer_keeps_open_clip_conventions_and_warns_on_long_text():
     with pytest.warns(UserWarning, match="1 of 2 texts cut"):
         long = tok(["a red circle a blue square", "a red"])
     assert long[0].tolist()[-1] == tok.eot_id and tok.truncated == 1
+
+
+def test_the_tokenizer_warns_once_and_counts_every_cut():
+    import warnings
+
+    from convir.models.word_tokenizer import WordTokenizer
+
+    tok = WordTokenizer.build(["a red circle"], context_length=5)
+    with pytest.warns(UserWarning, match="later cuts are not reported"):
+        tok.encode_batch(["a red circle a red circle"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a second warning would raise here
+        tok.encode_batch(["a red circle red", "a red circle red red"])
+    assert tok.truncated == 3
