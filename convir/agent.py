@@ -193,11 +193,7 @@ class ConvirAgent:
         cfg = self._cfg(thread_id)
         if self.state(thread_id):
             raise InputError(f"conversation {thread_id!r} already exists; use reply()")
-        if reference_id is not None:
-            try:
-                self.resources.index.position_of(reference_id)
-            except Exception as exc:
-                raise InputError(f"reference image {reference_id!r} is not in the gallery") from exc
+        check_opening(self.resources, self.config, reference_id, reference_vector is not None)
         vector = None
         if reference_vector is not None:
             vector = [float(x) for x in reference_vector]
@@ -206,8 +202,6 @@ class ConvirAgent:
                     f"reference_vector must be one {self.resources.index.dim}-d embedding, "
                     "given instead of reference_id"
                 )
-        elif reference_id is None and self.config.strategy == "stitch":
-            raise InputError("strategy stitch needs a reference image (reference_id)")
         payload = {
             "message": str(message),
             "message_key": key,
@@ -267,6 +261,29 @@ class ConvirAgent:
     def _result(self, thread_id: str, seen: int) -> TurnResult:
         snap = self.graph.get_state(self._cfg(thread_id))  # one checkpoint read per turn
         return turn_result(dict(snap.values), _pending(snap), seen)
+
+
+def check_reference(resources: Resources, reference_id: str | None) -> None:
+    """A composed query's reference must be a gallery id: an InputError names one that is."""
+    if reference_id is None:
+        return
+    try:
+        resources.index.position_of(reference_id)
+    except KeyError:
+        raise InputError(
+            f"reference image {reference_id!r} is not in the gallery; pass the id of an image "
+            f"a search returned (e.g. {resources.index.id_of(0)!r})"
+        ) from None
+
+
+def check_opening(
+    resources: Resources, config: AgentConfig, reference_id: str | None, has_vector: bool = False
+) -> None:
+    """What every opening message is checked for, by either engine: a known reference, and
+    one at all (an id or an embedding) when the configuration fixes the strategy to STiTch."""
+    check_reference(resources, reference_id)
+    if reference_id is None and not has_vector and config.strategy == "stitch":
+        raise InputError("strategy stitch needs a reference image (reference_id)")
 
 
 def last_result(events: Iterator[tuple[str, dict] | TurnResult]) -> TurnResult:

@@ -60,11 +60,13 @@ class BatchedAgent:
 
     def start_batch(self, openings: Sequence[tuple[str, str, str | None]]) -> list[TurnResult]:
         """Open many conversations: (thread_id, message, reference_id) each."""
+        from convir.agent import check_opening
+
         fresh: dict[str, ConvState] = {}
         for thread_id, message, reference_id in openings:
             if thread_id in self._states or thread_id in fresh:
                 raise InputError(f"conversation {thread_id!r} already exists; use reply()")
-            self._check_reference(reference_id)
+            check_opening(self.resources, self.config, reference_id)
             fresh[thread_id] = {
                 "message": str(message),
                 "message_key": None,
@@ -141,17 +143,6 @@ class BatchedAgent:
 
         state = self._states[thread_id]
         return turn_result(state, state.get("question") or None, seen)
-
-    def _check_reference(self, reference_id: str | None) -> None:
-        if reference_id is not None:
-            try:
-                self.resources.index.position_of(reference_id)
-            except KeyError:
-                raise InputError(
-                    f"reference image {reference_id!r} is not in the gallery"
-                ) from None
-        elif self.config.strategy == "stitch":
-            raise InputError("strategy stitch needs a reference image (reference_id)")
 
 
 def _apply(state: ConvState, update: dict) -> None:

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request
 
-from convir.agent import last_result
+from convir.agent import check_reference, last_result
 from convir.errors import InputError
 from convir.server.busy import BusySessions
 from convir.server.models import MessageIn, Result, SessionIn, TurnOut
@@ -75,25 +75,13 @@ class Service:
             raise HTTPException(404, f"no session {session_id}; create one with POST /sessions")
         return state
 
-    def check_reference(self, reference_id: str | None) -> None:
-        if reference_id is None:
-            return
-        index = self.resources.index
-        try:
-            index.position_of(reference_id)
-        except KeyError:
-            raise InputError(
-                f"reference_id {reference_id!r} is not in the gallery; pass the id of an "
-                f"image a search returned (e.g. {index.id_of(0)!r})"
-            ) from None
-
     def begin(
         self, body: SessionIn, key: str | None, durability: str | None = None
     ) -> tuple[str, Any]:
         """A new session id and its first turn's events (checked, not yet run). With an
         idempotency key the id is derived from it, so a retry finds the session: its turn is
         finished from the last checkpoint if it stopped midway, else replayed."""
-        self.check_reference(body.reference_id)
+        check_reference(self.resources, body.reference_id)
         vector = None
         if body.upload_id is not None:
             if body.reference_id is not None:
