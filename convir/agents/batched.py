@@ -99,6 +99,7 @@ class BatchedAgent:
 
     def _turns(self, ids: list[str], receive: list[bool]) -> list[TurnResult]:
         """Run each conversation's turn to its end (a question, or the policy's finish)."""
+        from convir.agents.graph import with_step
         from convir.tools.retrieve import retrieve_many
 
         order = {t: i for i, t in enumerate(ids)}
@@ -120,15 +121,9 @@ class BatchedAgent:
                 if action == "finish":
                     continue
                 states = [self._states[t] for t in group]
-                if action == "retrieve" and len(group) > 1:
-                    updates = [
-                        {**u, "steps": [*s.get("steps", []), "retrieve"]}
-                        for s, u in zip(
-                            states,
-                            retrieve_many(self.resources, self.config, self._answers, states),
-                            strict=True,
-                        )
-                    ]
+                if action == "retrieve" and len(group) > 1:  # the node's work, batched
+                    found = retrieve_many(self.resources, self.config, self._answers, states)
+                    updates = [with_step(action, s, u) for s, u in zip(states, found, strict=True)]
                 else:
                     updates = [self._nodes[action](s) for s in states]
                 for thread_id, state, update in zip(group, states, updates, strict=True):

@@ -7,7 +7,8 @@ from the checkpointed state (the same first-stage query and pool, the same answe
 the answer model may read candidates' captions depending on the pool) and reports
 whatever is left of the stored score as the rerank's share, so the terms always add up to
 the score the user saw. Nothing here is stored in the state: a result's explanation costs one
-text encoding (cached) and one answer-model call, only when someone asks.
+text encoding (cached), one search and one answer-model call per answer, only when someone
+asks.
 """
 
 from __future__ import annotations
@@ -51,12 +52,16 @@ def explain_rank(
     Raises ``KeyError`` when the image is not in the gallery.
     """
     from convir.agents.answers import AnswerModel
-    from convir.tools.retrieve import answers_loglik, first_stage_pool, first_stage_query
+    from convir.tools.retrieve import (
+        answers_loglik,
+        excluded_id,
+        first_stage_pool,
+        first_stage_query,
+    )
 
     position = resources.index.position_of(image_id)
     q, how = first_stage_query(resources, config, state)
-    exclude = state.get("reference_id") if state.get("strategy") == "stitch" else None
-    _, pool = first_stage_pool(resources, q, config, exclude)
+    _, pool = first_stage_pool(resources, q, config, excluded_id(state))
     pool = [int(p) for p in pool]
     if position not in pool:  # never scored this turn: scored here beside the same pool
         pool.append(position)

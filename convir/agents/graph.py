@@ -137,10 +137,15 @@ def records_step(name: str, node: Callable[[ConvState], dict]) -> Callable[[Conv
     the policy and the step limit read): tools say what they did, not which step they are."""
 
     def recorded(state: ConvState) -> dict:
-        return {**node(state), "steps": [*state.get("steps", []), name]}
+        return with_step(name, state, node(state))
 
     recorded.__name__ = f"{name}_node"
     return recorded
+
+
+def with_step(name: str, state: ConvState, update: dict) -> dict:
+    """``update`` plus ``name`` appended to the turn's ``steps``."""
+    return {**update, "steps": [*state.get("steps", []), name]}
 
 
 def build_graph(

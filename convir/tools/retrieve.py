@@ -150,7 +150,7 @@ def make_retrieve_node(
 
     def retrieve_node(state: ConvState) -> dict:
         q, how = first_stage_query(resources, config, state)
-        cos, positions = first_stage_pool(resources, q, config, _excluded(state))
+        cos, positions = first_stage_pool(resources, q, config, excluded_id(state))
         return _update(resources, config, answers, state, how, cos, positions)
 
     return retrieve_node
@@ -169,20 +169,20 @@ def retrieve_many(
     built = [first_stage_query(resources, config, s) for s in states]
     pools: list[tuple[np.ndarray, np.ndarray]] = [None] * len(states)  # type: ignore[list-item]
     for excluding in (False, True):
-        rows = [i for i, s in enumerate(states) if (_excluded(s) is not None) == excluding]
+        rows = [i for i, s in enumerate(states) if (excluded_id(s) is not None) == excluding]
         if not rows:
             continue
         k = config.pool + (1 if excluding else 0)
         cos, positions = resources.index.search(np.stack([built[i][0] for i in rows]), k)
         for j, i in enumerate(rows):
-            pools[i] = _trim(resources, cos[j], positions[j], _excluded(states[i]))
+            pools[i] = _trim(resources, cos[j], positions[j], excluded_id(states[i]))
     return [
         _update(resources, config, answers, s, how, *pool)
         for s, (_, how), pool in zip(states, built, pools, strict=True)
     ]
 
 
-def _excluded(state: ConvState) -> str | None:
+def excluded_id(state: ConvState) -> str | None:
     """The gallery id a turn must not return: a STiTch turn's reference image."""
     return state.get("reference_id") if state.get("strategy", "dar") == "stitch" else None
 
@@ -210,11 +210,16 @@ def _update(
     }
 
 
+def _turn_query(state: ConvState) -> str:
+    """The turn's refined query (the opening message before any refinement)."""
+    return state.get("query") or " ".join(state.get("dialogue", [])[:1])
+
+
 def _query_text(config: AgentConfig, state: ConvState) -> str | None:
     """The text a text or DAR turn encodes for its first stage (None for STiTch)."""
     if state.get("strategy", "dar") == "stitch":
         return None
-    query = state.get("query") or " ".join(state.get("dialogue", [])[:1])
+    query = _turn_query(state)
     if state.get("strategy", "dar") == "dar" and config.dar_query == "joined":
         return ", ".join(state["refined"]) if state.get("refined") else query
     return query
@@ -229,7 +234,7 @@ def first_stage_query(
     if text is None:
         return _stitch_vector(resources, config, state)
     strategy = state.get("strategy", "dar")
-    query = state.get("query") or " ".join(state.get("dialogue", [])[:1])
+    query = _turn_query(state)
     generated = None
     if strategy == "dar" and state.get("generated") and state.get("generated_for") == query:
         generated = np.asarray(state["generated"], dtype=np.float32)
