@@ -168,9 +168,7 @@ class AnswerModel:
         instead of thirty of each. ``captions`` (aligned with ``X``) switch on the text
         reading described in the module docstring.
         """
-        facts = [facts_of(a) for a in asks]
-        wanted = [f for row in facts for f in row if f]
-        cos = X @ self._vectors(wanted).T if wanted else np.zeros((len(X), 0), X.dtype)
+        facts, cos = self._cosines(asks, X)
         return option_probabilities(facts, cos, self.temperature, _reader(captions))
 
     def gains(
@@ -183,15 +181,23 @@ class AnswerModel:
         """Each question's information gain (nats) over candidates ``X`` weighted by the
         posterior ``weights`` [N]: :func:`information_gain` of :meth:`probabilities_many`,
         computed side by side (one pass for the whole menu)."""
-        facts = [facts_of(a) for a in asks]
-        sizes = np.array([len(row) for row in facts], dtype=np.int64)
-        if not len(sizes) or not sizes.all() or len(X) == 0:
-            probs = self.probabilities_many(asks, X, captions)
+        facts, cos = self._cosines(asks, X)
+        sizes = _sizes(facts)
+        if not _fits_side_by_side(sizes, len(X)):
+            probs = option_probabilities(facts, cos, self.temperature, _reader(captions))
             return np.array([information_gain(p, weights) for p in probs])
-        wanted = [f for row in facts for f in row if f]
-        cos = X @ self._vectors(wanted).T if wanted else np.zeros((len(X), 0), X.dtype)
         p, starts = _side_by_side(facts, cos, self.temperature, _reader(captions), sizes)
         return information_gains(p, starts, weights)
+
+    def _cosines(
+        self, asks: Sequence[Askable], X: np.ndarray
+    ) -> tuple[list[tuple[str | None, ...]], np.ndarray]:
+        """Each question's facts, and the candidates' cosines [N, F] with every positive
+        fact of the menu, in order (one matmul)."""
+        facts = [facts_of(a) for a in asks]
+        wanted = [f for row in facts for f in row if f]
+        cos = X @ self._vectors(wanted).T if wanted else np.zeros((len(X), 0), X.dtype)
+        return facts, cos
 
     def answer_loglik(
         self,
@@ -268,14 +274,23 @@ def option_probabilities(
     options' median logit, the softmax, reading the texts) is a segment reduction over it,
     so a menu of 30 questions costs a few array operations, not 30 passes.
     """
-    n = cos.shape[0]
-    sizes = np.array([len(row) for row in facts], dtype=np.int64)
-    if not len(sizes) or not sizes.all() or n == 0:  # degenerate: no options or no rows
+    sizes = _sizes(facts)
+    if not _fits_side_by_side(sizes, cos.shape[0]):
         return [
             _one_question(row, cos, temperature, texts, facts, i) for i, row in enumerate(facts)
         ]
     p, starts = _side_by_side(facts, cos, temperature, texts, sizes)
     return [p[:, a : a + k] for a, k in zip(starts.tolist(), sizes.tolist(), strict=True)]
+
+
+def _sizes(facts: Sequence[Sequence[str | None]]) -> np.ndarray:
+    return np.array([len(row) for row in facts], dtype=np.int64)
+
+
+def _fits_side_by_side(sizes: np.ndarray, rows: int) -> bool:
+    """Whether a menu can be laid side by side: some questions, each with options, and at
+    least one candidate (otherwise each question is handled on its own)."""
+    return bool(len(sizes)) and bool(sizes.all()) and rows > 0
 
 
 def _side_by_side(
