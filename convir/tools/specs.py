@@ -119,8 +119,9 @@ def _refine_node(deps: ToolDeps) -> Node:
 def _refine_prepare(deps: ToolDeps, args: RefineQueryArgs) -> tuple[dict, ConvState]:
     if args.strategy == "stitch" and args.reference_id is None:
         raise InputError("refine_query with strategy stitch needs reference_id (the image edited)")
-    if args.reference_id is not None:
-        _positions(deps.resources, [args.reference_id])
+    from convir.agent import check_reference
+
+    check_reference(deps.resources, args.reference_id)
     state: ConvState = {
         "dialogue": list(args.dialogue),
         "strategy": args.strategy,
