@@ -14,7 +14,6 @@ stopped instead of starting over.
 
 from __future__ import annotations
 
-import functools
 import sys
 import uuid
 from collections.abc import Iterator
@@ -100,6 +99,8 @@ def chat_command(
     resources = _resources(
         index_path, model, pretrained, gallery_size, seed, generate, policy == "llm"
     )
+    if not resources.has_images:
+        _check_captions_only(strategy, reference, show)
     if reference is not None and reference not in set(resources.index.ids):
         raise InputError(
             f"--reference {reference!r} is not in the gallery; give an id that a search "
@@ -190,29 +191,31 @@ def _resources(
         return testbed_resources(
             size, seed or 0, llm=llm, generator=generate, progress=sys.stderr.isatty()
         )
-    from convir.errors import IndexFileError
-    from convir.index.faiss_index import GalleryIndex
-    from convir.models.embedder import TESTBED_MODEL, load_embedder
-
-    index = GalleryIndex.load(index_path)
-    model = model or index.model
-    pretrained = pretrained or index.pretrained
-    if model is None:
-        raise InputError(f"{index_path} records no model; pass --model and --pretrained")
-    embedder = load_embedder(model, pretrained)
-    if embedder.dim != index.dim:
-        raise IndexFileError(
-            f"{index_path} holds {index.dim}-d vectors but {model} embeds into {embedder.dim}-d; "
-            "chat with the model the index was built with"
+    resources = Resources.open(
+        index_path, model=model, pretrained=pretrained, generator=generate, llm=llm
+    )
+    if not resources.has_images:
+        typer.echo("note: a captions-only gallery: results show their texts", err=True)
+    elif generate and resources.generator_factory is None:
+        typer.echo(
+            f"note: no image generator for {resources.embedder.name}; DAR searches with text",
+            err=True,
         )
-    factory = None
-    if generate and model == TESTBED_MODEL:  # the testbed generator speaks testbed CLIP only
-        from convir.models.generator import TestbedGenerator
+    return resources
 
-        factory = functools.partial(TestbedGenerator, embedder=embedder)
-    elif generate:
-        typer.echo(f"note: no image generator for {model}; DAR searches with text", err=True)
-    return Resources.from_index(index, embedder, generator_factory=factory, llm=llm)
+
+def _check_captions_only(strategy: str, reference: str | None, show: Path | None) -> None:
+    """What a gallery without images cannot do, refused before the first turn."""
+    if show is not None:
+        raise InputError(
+            "--show writes a contact sheet of images, and this gallery is captions only; "
+            "drop --show (the results print their texts)"
+        )
+    if strategy == "stitch" or reference is not None:
+        raise InputError(
+            "STiTch edits a reference image, and this gallery is captions only; drop "
+            "--reference and use --strategy text (or auto)"
+        )
 
 
 def _resume_check(agent: ConvirAgent, thread: str, reference: str | None, strategy: str) -> None:
@@ -243,7 +246,8 @@ def _greet(agent: ConvirAgent, thread: str, checkpoint: str) -> None:
         resume = ""
         if checkpoint not in ("", "memory"):
             resume = f"; continue later with --checkpoint {checkpoint} --thread {thread}"
-        typer.echo(f"thread {thread}, gallery of {n} images{resume}", err=True)
+        kind = "images" if agent.resources.has_images else "texts (captions only)"
+        typer.echo(f"thread {thread}, gallery of {n} {kind}{resume}", err=True)
     typer.echo(f"describe the image you look for; {_COMMANDS}", err=True)
 
 
@@ -301,8 +305,12 @@ def _print_turn(agent: ConvirAgent, result: TurnResult, top: int) -> None:
     for rank, (item, score) in enumerate(zip(result.ranking, result.scores, strict=False), 1):
         if rank > top:
             break
-        path = index.path_of(index.position_of(item))
-        typer.echo(f"  {rank:>3}  {item}  {path}  {score:.3f}")
+        position = index.position_of(item)
+        if agent.resources.has_images:
+            typer.echo(f"  {rank:>3}  {item}  {index.path_of(position)}  {score:.3f}")
+        else:  # a captions-only gallery: its text is what there is to show
+            text = index.caption_of(position) or ""
+            typer.echo(f"  {rank:>3}  {item}  {score:.3f}  {_clip(text)}")
     if result.question:
         typer.echo(f"convir> {result.question}")
         if result.options:
@@ -310,6 +318,10 @@ def _print_turn(agent: ConvirAgent, result: TurnResult, top: int) -> None:
             typer.echo(f"        {numbered}   (a number answers with that option)")
     else:
         typer.echo("convir> (no question this turn; add a detail, or /quit)")
+
+
+def _clip(text: str, width: int = 120) -> str:
+    return text if len(text) <= width else text[: width - 3].rstrip() + "..."
 
 
 _COMMANDS = "/transcript shows the log, /why N explains result N, /quit ends"

@@ -15,6 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from os import PathLike
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -176,6 +177,7 @@ class Resources:
         stored by ``convir index --captions/--captioner``) unless ``captions`` is given."""
         from pathlib import Path
 
+        from convir.index.captions_only import is_captions_only
         from convir.index.folder import load_image
 
         root = Path(index.image_root) if index.image_root else None
@@ -184,6 +186,8 @@ class Resources:
             path = Path(index.path_of(position))
             return load_image(root / path if root and not path.is_absolute() else path)
 
+        if is_captions_only(index):
+            image_at = _no_image
         return cls(
             embedder=embedder,
             index=index,
@@ -194,6 +198,68 @@ class Resources:
             llm=llm,
             question_bank=question_bank,
         )
+
+    @classmethod
+    def open(
+        cls,
+        index_path: str | PathLike[str],
+        *,
+        model: str | None = None,
+        pretrained: str | None = None,
+        text_model: str | None = None,
+        generator: bool = False,
+        llm: LLM | None = None,
+    ) -> Resources:
+        """A saved gallery with the models it was built with: the image model the index
+        records (``model``/``pretrained`` override it, e.g. when the weights moved), or for a
+        captions-only index its text model (``text_model`` overrides), with no images.
+        ``generator``: DAR may generate images (the testbed CLIP's generator only).
+        :class:`IndexFileError` when the model does not embed into the index's dimension."""
+        from convir.errors import IndexFileError
+        from convir.index.captions_only import is_captions_only
+        from convir.index.faiss_index import GalleryIndex
+
+        index = GalleryIndex.load(index_path)
+        factory = None
+        if is_captions_only(index):
+            if model is not None or pretrained is not None:
+                raise InputError(
+                    f"{index_path} is a captions-only gallery (text model {index.text_model}): "
+                    "it has no image model; drop --model/--pretrained"
+                )
+            from convir.models.text_model import TextEmbedder, load_text_model
+
+            name = text_model or index.text_model
+            embedder: Embedder = TextEmbedder(load_text_model(name))
+        else:
+            if text_model is not None:
+                raise InputError(
+                    f"--text-model applies to captions-only galleries; {index_path} is searched "
+                    "with its image model"
+                )
+            from convir.models.embedder import TESTBED_MODEL, load_embedder
+
+            name = model or index.model
+            if name is None:
+                raise InputError(f"{index_path} records no model; pass --model and --pretrained")
+            embedder = load_embedder(name, pretrained or index.pretrained)
+            if generator and name == TESTBED_MODEL:  # the testbed generator speaks its CLIP only
+                import functools
+
+                from convir.models.generator import TestbedGenerator
+
+                factory = functools.partial(TestbedGenerator, embedder=embedder)
+        if embedder.dim != index.dim:
+            raise IndexFileError(
+                f"{index_path} holds {index.dim}-d vectors but {name} embeds into "
+                f"{embedder.dim}-d; open it with the model it was built with"
+            )
+        return cls.from_index(index, embedder, generator_factory=factory, llm=llm)
+
+    @property
+    def has_images(self) -> bool:
+        """False for a captions-only gallery: nothing to show, patch or view."""
+        return self.load_image is not _no_image
 
     def bank(self) -> QuestionBank:
         """The question bank in use: the one given, else mined from the gallery's texts, else
@@ -232,3 +298,11 @@ class Resources:
         if self.captions is None:
             return None
         return [self.captions[p] for p in positions]
+
+
+def _no_image(position: int) -> Image.Image:
+    """``load_image`` of a captions-only gallery."""
+    raise InputError(
+        f"no images: captions-only gallery (item at position {position} is text only); "
+        "show its text instead, and search it with text (no reference images, no STiTch)"
+    )

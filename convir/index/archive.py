@@ -47,6 +47,7 @@ class IndexMeta:
     captions_source: str | None = None  # "file:NAME" or "captioner:NAME"; None: no captions
     views: int = 0  # augmented views stored per image (0: none)
     views_augment: str | None = None  # their preset (convir.models.views)
+    text_model: str | None = None  # the sentence model of a captions-only index (model: None)
     metric: str = "inner_product"
     format: str = FORMAT
     version: int = FORMAT_VERSION

@@ -62,7 +62,9 @@ def _resolve_weights(model: str | None, pretrained: str | None) -> tuple[str, st
 
 
 def index_command(
-    folder: Path = typer.Argument(..., help="Folder of images, searched recursively."),
+    folder: Path | None = typer.Argument(
+        None, help="Folder of images, searched recursively (none with --captions-only)."
+    ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Index file to write; replaced atomically if it exists."
     ),
@@ -134,10 +136,52 @@ def index_command(
         help="--ray: embedding actors, each with its own model (default: one per GPU, "
         "else one per CPU).",
     ),
+    captions_only: Path | None = typer.Option(
+        None,
+        "--captions-only",
+        help='A gallery of texts only: JSON-lines file of {"id", "captions": [...], "path"?}, '
+        "embedded with --text-model (give no FOLDER).",
+    ),
+    text_model: str | None = typer.Option(
+        None,
+        "--text-model",
+        help="sentence-transformers model for --captions-only: all-MiniLM-L6-v2 (extra "
+        "convir[text]) or a model folder.",
+    ),
 ) -> None:
     """Embed every image under FOLDER and write a FAISS index file (unreadable files are
     skipped with a warning each). With --ray, Ray actors embed (one GPU each when the
-    cluster has GPUs, --device is then ignored) and the result is the same index."""
+    cluster has GPUs, --device is then ignored) and the result is the same index. With
+    --captions-only FILE --text-model NAME, a gallery of texts only (no FOLDER)."""
+    if captions_only is not None or (folder is None and text_model is not None):
+        if folder is not None:
+            raise InputError(
+                "--captions-only indexes a captions file alone; drop the FOLDER argument "
+                "(or drop --captions-only to index the folder's images)"
+            )
+        if captions_only is None:
+            raise InputError("--text-model without FOLDER needs --captions-only FILE.jsonl")
+        if text_model is None:
+            raise InputError(
+                "--captions-only needs --text-model NAME_OR_PATH, e.g. --text-model "
+                "all-MiniLM-L6-v2 (extra convir[text])"
+            )
+        image_only = {
+            "--model": model, "--pretrained": pretrained, "--captions": captions,
+            "--captioner": captioner, "--views": views or None, "--ray": use_ray or None,
+        }  # fmt: skip
+        given = [flag for flag, value in image_only.items() if value is not None]
+        if given:
+            raise InputError(f"{', '.join(given)}: for image folders, not with --captions-only")
+        build_captions_only(captions_only, text_model, out, factory=factory, progress=progress)
+        return
+    if folder is None:
+        raise InputError("give a FOLDER of images, or --captions-only FILE.jsonl --text-model NAME")
+    if text_model is not None:
+        raise InputError(
+            "--text-model applies with --captions-only for now (caption vectors beside an "
+            "image folder's are not built yet)"
+        )
     build_index(
         folder,
         out,
@@ -271,6 +315,27 @@ def build_index(
     return out
 
 
+def build_captions_only(
+    file: Path, text_model: str, out: Path, *, factory: str | None = None, progress: bool = True
+) -> Path:
+    """What ``convir index --captions-only FILE --text-model NAME`` does: read, embed, save;
+    prints the one summary line and returns ``out``."""
+    from convir.index.captions_only import build_captions_index, read_caption_file
+    from convir.models.text_model import load_text_model
+
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder; give a file path such as {out}/gallery.index")
+    items = read_caption_file(file)  # before loading a model: a bad file fails at once
+    model = load_text_model(text_model)
+    build_captions_index(items, model, out, progress=progress, factory=factory)
+    captions = sum(len(item.captions) for item in items)
+    typer.echo(
+        f"indexed {len(items)} items ({captions} captions, no images), wrote {out} "
+        f"(text model {model.name})"
+    )
+    return out
+
+
 def _attach_captions(
     index: GalleryIndex,
     captions: Path | None,
@@ -354,15 +419,21 @@ def search_command(
     index = GalleryIndex.load(index_path)
     model = model or index.model
     pretrained = pretrained or index.pretrained
-    if model is None:
+    if model is None and index.text_model:  # a captions-only gallery: its text model
+        from convir.models.text_model import TextEmbedder, load_text_model
+
+        embedder = TextEmbedder(load_text_model(index.text_model))
+        model = index.text_model
+    elif model is None:
         raise InputError(f"{index_path} records no model; pass --model and --pretrained")
-    try:
-        embedder = load_embedder(model, pretrained, device)
-    except ModelError as exc:
-        raise ModelError(
-            f"{exc} (the index was built with --model {model} --pretrained {pretrained}; "
-            "pass --pretrained to point at the weights if they moved)"
-        ) from exc
+    else:
+        try:
+            embedder = load_embedder(model, pretrained, device)
+        except ModelError as exc:
+            raise ModelError(
+                f"{exc} (the index was built with --model {model} --pretrained {pretrained}; "
+                "pass --pretrained to point at the weights if they moved)"
+            ) from exc
     if embedder.dim != index.dim:
         raise IndexFileError(
             f"{index_path} holds {index.dim}-d vectors but {model} embeds text into "
@@ -379,4 +450,4 @@ def search_command(
         typer.echo(json.dumps({"query": query, "index": str(index_path), "results": results}))
         return
     for hit in hits:
-        typer.echo(f"{hit.rank:>4}  {hit.score:.4f}  {hit.path}")
+        typer.echo(f"{hit.rank:>4}  {hit.score:.4f}  {hit.path or hit.id}")

@@ -11,7 +11,9 @@ image's path relative to the image root) and ``paths[i]`` (where the file was re
 File format: one zip archive (``gallery.index``) holding
 
     convir-index.json   metadata: format version, dim, factory, metric, model, pretrained,
-                        count, image root, created (UTC, ISO 8601)
+                        count, image root, created (UTC, ISO 8601); ``text_model``: the
+                        sentence model that embedded a captions-only index (whose
+                        ``model`` is null; ``convir.index.captions_only``)
     ids.json            list of ids, in position order
     paths.json          list of paths, in position order
     index.faiss         the FAISS index as written by ``faiss.write_index`` (stored, not deflated)
@@ -114,6 +116,7 @@ class GalleryIndex:
         model: str | None = None,
         pretrained: str | None = None,
         image_root: str | None = None,
+        text_model: str | None = None,
     ) -> None:
         import faiss
 
@@ -128,6 +131,7 @@ class GalleryIndex:
             ) from exc
         self._setup(index, factory, [], [])
         self.model, self.pretrained, self.image_root = model, pretrained, image_root
+        self.text_model = text_model
         self._captions: list[str | None] | None = None
         self.captions_source: str | None = None
         self._views: np.ndarray | None = None
@@ -156,6 +160,7 @@ class GalleryIndex:
         model: str | None = None,
         pretrained: str | None = None,
         image_root: str | None = None,
+        text_model: str | None = None,
     ) -> GalleryIndex:
         """Train (when the factory needs it) and fill an index in one call.
 
@@ -171,6 +176,7 @@ class GalleryIndex:
             model=model,
             pretrained=pretrained,
             image_root=image_root,
+            text_model=text_model,
         )
         if not index.is_trained:
             index.train(arr)
@@ -281,6 +287,7 @@ class GalleryIndex:
             captions_source=self.captions_source if self._captions is not None else None,
             views=0 if self._views is None else int(self._views.shape[1]),
             views_augment=self.views_augment if self._views is not None else None,
+            text_model=self.text_model,
         )
 
     # -- captions -----------------------------------------------------------------------
@@ -515,6 +522,7 @@ class GalleryIndex:
         loaded._setup(index, meta.factory, [str(i) for i in ids], [str(p) for p in paths])
         loaded.model, loaded.pretrained = meta.model, meta.pretrained
         loaded.image_root, loaded.created = meta.image_root, meta.created
+        loaded.text_model = meta.text_model
         loaded._captions, loaded.captions_source = None, None
         if captions is not None:
             if not isinstance(captions, list) or len(captions) != len(ids):

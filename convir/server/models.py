@@ -63,11 +63,16 @@ class SessionIn(MessageIn):
 
 
 class Result(BaseModel):
-    """One ranked gallery image."""
+    """One ranked gallery item: an image, or a text in a captions-only gallery."""
 
     id: str
     score: float
-    image_url: str = Field(description="GET it for the PNG")
+    image_url: str | None = Field(
+        description="GET it for the PNG; null in a captions-only gallery (no images)"
+    )
+    caption: str | None = Field(
+        None, description="the item's text, in a captions-only gallery (else null)"
+    )
 
 
 class TurnOut(BaseModel):

@@ -24,6 +24,12 @@ if TYPE_CHECKING:
     from convir.turn import TurnResult
 
 
+NO_IMAGES = (
+    "this gallery is captions only: it has no images to edit or show; describe what you "
+    "look for in words (results carry their text in 'caption')"
+)
+
+
 def keyed_session_id(key: str) -> str:
     """The session id of an idempotency key (a retried creation finds its session)."""
     return "k" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
@@ -48,9 +54,15 @@ class Service:
 
     # -- shaping ------------------------------------------------------------------------
     def results(self, ids: list[str], scores: list[float], top: int) -> list[Result]:
+        pairs = list(zip(ids[:top], scores[:top], strict=False))
+        if self.resources.has_images:
+            return [Result(id=i, score=float(s), image_url=image_url(i)) for i, s in pairs]
+        index = self.resources.index  # a captions-only gallery: its texts stand for images
         return [
-            Result(id=i, score=float(s), image_url=image_url(i))
-            for i, s in zip(ids[:top], scores[:top], strict=False)
+            Result(
+                id=i, score=float(s), image_url=None, caption=index.caption_of(index.position_of(i))
+            )
+            for i, s in pairs
         ]
 
     def turn_out(self, session_id: str, result: TurnResult, top: int) -> TurnOut:
@@ -81,6 +93,8 @@ class Service:
         """A new session id and its first turn's events (checked, not yet run). With an
         idempotency key the id is derived from it, so a retry finds the session: its turn is
         finished from the last checkpoint if it stopped midway, else replayed."""
+        if not self.resources.has_images and (body.reference_id or body.upload_id):
+            raise InputError(NO_IMAGES)
         check_reference(self.resources, body.reference_id)
         vector = None
         if body.upload_id is not None:

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import APIRouter, File, HTTPException, Path, UploadFile
 from fastapi.responses import Response
 
+from convir.errors import InputError
 from convir.server.models import ID_PATTERN, UploadOut
 from convir.server.routes.sessions import SessionId
-from convir.server.service import ServiceDep
+from convir.server.service import NO_IMAGES, ServiceDep
 from convir.server.uploads import MAX_UPLOAD_BYTES
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ def get_image(srv: ServiceDep, image_id: str) -> Response:
         position = srv.resources.index.position_of(image_id)
     except KeyError:
         raise HTTPException(404, f"no gallery image {image_id!r}; use an id from results") from None
+    if not srv.resources.has_images:
+        raise HTTPException(404, f"gallery item {image_id!r} has no image: {NO_IMAGES}")
     return Response(_png(srv.resources, position), media_type="image/png", headers=CACHE)
 
 
@@ -39,6 +42,8 @@ async def upload(srv: ServiceDep, file: UploadFile = File(...)) -> UploadOut:
     """Store a reference image (PNG, JPEG...); answers with the closest gallery images."""
     import anyio
 
+    if not srv.resources.has_images:
+        raise InputError(NO_IMAGES)
     data = await file.read(MAX_UPLOAD_BYTES + 1)
     item = await anyio.to_thread.run_sync(srv.uploads.add, data)
     scores, positions = srv.resources.index.search(item.vector[None, :], 12)

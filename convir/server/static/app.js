@@ -30,13 +30,21 @@ function grid(results, sessionId) {
   why.hidden = true;
   for (const r of results) {
     const fig = el("figure");
-    const img = el("img");
-    img.src = r.image_url;
-    img.alt = r.id;
-    img.loading = "lazy";
-    img.title = `${r.id} (score ${r.score.toFixed(2)}): click to edit this image`;
-    fig.append(img, el("figcaption", "", r.id));
-    fig.addEventListener("click", () => pickReference(r.id, r.image_url, fig));
+    if (r.image_url) {
+      const img = el("img");
+      img.src = r.image_url;
+      img.alt = r.id;
+      img.loading = "lazy";
+      img.title = `${r.id} (score ${r.score.toFixed(2)}): click to edit this image`;
+      fig.append(img, el("figcaption", "", r.id));
+      fig.addEventListener("click", () => pickReference(r.id, r.image_url, fig));
+    } else {
+      // a captions-only gallery: the item's text stands where its image would be
+      const text = el("blockquote", "caption-text", r.caption || "(no text)");
+      text.title = `${r.id} (score ${r.score.toFixed(2)})`;
+      fig.classList.add("text-only");
+      fig.append(text, el("figcaption", "", r.id));
+    }
     if (sessionId) {
       // why it ranks: the terms of its score in this (the latest) turn
       const ask = el("button", "why-button", "why?");
