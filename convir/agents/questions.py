@@ -26,19 +26,25 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
+from convir.agents.language import META_NOUNS, PLACE_WORDS, content_lemmas, has_parser
+from convir.agents.language import clauses as lemma_clauses
+from convir.agents.parsed_questions import (
+    NONE_OPTION,
+    choice_questions,
+    dialogue_lemmas,
+    entropy,
+    proposals,
+)
+
 if TYPE_CHECKING:
     from convir.models.llm import LLM
 
-NONE_OPTION = "none of these"
 # Words that never start or end a mined phrase, and never make one on their own.
 STOPWORDS = frozenset(
     "a an the and or of on in at to with is are there this that it its for by from as "
     "some one image picture photo showing shows".split()
 )
-# Where things are: a phrase that names a place must name all of it ("top" is not "top left").
-PLACE_WORDS = frozenset(
-    "top bottom left right middle center centre upper lower front back corner".split()
-)
+_NOT_CONTENT = STOPWORDS | META_NOUNS | {"show", "be", "have", "someone", "something"}
 # Common visual concepts for photo galleries (COCO-like objects, scenes, colours).
 PHOTO_CONCEPTS: tuple[str, ...] = tuple(
     """person man woman child people dog cat horse bird cow sheep car bus truck bicycle
@@ -103,24 +109,29 @@ def normalise(text: str) -> str:
 
 
 def clauses(caption: str) -> list[list[str]]:
-    """A caption split where one thing ends and the next begins (, . ; : and with)."""
+    """A caption split where one thing ends and the next begins, as plain words (the word-run
+    fallback miner's view; the reader uses :func:`convir.agents.language.clauses`)."""
     parts = re.split(r"[,.;:!?]| and | with ", caption.lower().replace("grey", "gray"))
     return [normalise(p).split() for p in parts if normalise(p)]
 
 
 @functools.lru_cache(maxsize=65536)
 def _content(fact_text: str) -> frozenset[str]:
-    return frozenset(w for w in normalise(fact_text).split() if w not in STOPWORDS)
+    """A fact's content lemmas ("sitting dogs" -> {sit, dog})."""
+    return frozenset(w for w in content_lemmas(fact_text) if w not in _NOT_CONTENT)
 
 
 @functools.lru_cache(maxsize=65536)
 def _clause_sets(caption: str) -> tuple[tuple[frozenset[str], tuple[str, ...]], ...]:
-    return tuple((frozenset(c), tuple(w for w in c if w in PLACE_WORDS)) for c in clauses(caption))
+    return tuple(
+        (frozenset(c), tuple(w for w in c if w in PLACE_WORDS)) for c in lemma_clauses(caption)
+    )
 
 
 def states(caption: str, fact_text: str) -> bool:
-    """Whether a text states a fact: every content word of it inside one clause, and the
-    same place words in the same order ("at the top" is not "at the top left")."""
+    """Whether a text states a fact: every content word of it, by lemma ("dogs sitting" is
+    "a dog sits"), inside one clause, and the same place words in the same order ("at the
+    top" is not "at the top left")."""
     want = _content(fact_text)
     if not want:
         return False
@@ -221,10 +232,15 @@ def _entropy(f: float) -> float:
 
 
 class CaptionBank:
-    """Yes/no and multiple-choice questions on phrases that split the candidates' captions.
+    """Yes/no and multiple-choice questions on what the candidates' captions say.
 
-    ``longest``: the longest phrase mined, in words; ``size``: questions proposed per turn
-    (the best splitters by caption counts; the answer model then ranks them properly).
+    With a parser (``convir.agents.language``), questions are built from parsed phrases
+    (``parsed_questions``): things, their attributes, places and actions, and choices only
+    among values of one slot. Without one, phrases are mined as word runs (the first
+    release's rules). Either way a proposal is kept only if it splits the candidates (its
+    fact's holders weigh between ``min_share`` and ``1 - min_share``), one per split (the
+    most specific), and the ``size`` best splitters are proposed (the answer model then
+    ranks them properly). ``longest``: the longest word run the fallback mines.
     """
 
     def __init__(self, longest: int = 7, size: int = 24, min_share: float = 0.04) -> None:
@@ -237,8 +253,41 @@ class CaptionBank:
         if len(rows) < 2:
             return []
         w = candidates.weights[rows] / candidates.weights[rows].sum()
-        said = normalise(" ".join(dialogue))
         texts = [candidates.captions[k] or "" for k in rows]
+        if has_parser():
+            return self._parsed_menu(dialogue, texts, w)
+        return self._mined_menu(dialogue, texts, w)
+
+    def _parsed_menu(self, dialogue: list[str], texts: list[str], w: np.ndarray) -> list[Askable]:
+        said = dialogue_lemmas(dialogue)
+        found = {}
+        for text in texts:
+            for p in proposals(text, said):
+                found.setdefault(p.fact, p)
+        index = ClauseIndex(texts)
+        share: dict[str, float] = {}
+        split: dict[frozenset[int], str] = {}
+        for fact in found:
+            if _content(fact) <= said:
+                continue  # the dialogue said it already
+            who = index.holders(fact)
+            f = float(w[list(who)].sum()) if who else 0.0
+            if not self.min_share <= f <= 1 - self.min_share:
+                continue
+            share[fact] = f
+            key = frozenset(who)
+            if key not in split or len(_content(fact)) > len(_content(split[key])):
+                split[key] = fact
+        kept = sorted(split.values(), key=lambda f: -entropy(share[f]))[: self.size]
+        asks = [Askable(found[f].question, ("yes", "no"), (f, None)) for f in kept]
+        choices = [
+            Askable(text, options, facts)
+            for text, options, facts in choice_questions(list(found.values()), share)
+        ]
+        return choices + asks
+
+    def _mined_menu(self, dialogue: list[str], texts: list[str], w: np.ndarray) -> list[Askable]:
+        said = normalise(" ".join(dialogue))
         holders = _holders(texts, self.longest)
         split: dict[frozenset[int], str] = {}  # one phrase per split: the most specific one
         share: dict[str, float] = {}
@@ -251,7 +300,7 @@ class CaptionBank:
                 split[key] = phrase
             share[phrase] = f
         kept = sorted(split.values(), key=lambda p: -_entropy(share[p]))[: self.size]
-        asks = [Askable(f"is there {article(p)}?", ("yes", "no"), (p, None)) for p in kept]
+        asks = [Askable(yes_no_question(p), ("yes", "no"), (p, None)) for p in kept]
         complete = set().union(*(_complete(t, self.longest) for t in texts))
         return _choices([p for p in share if p in complete], share) + asks
 

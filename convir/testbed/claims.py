@@ -66,8 +66,11 @@ def parse_claim(text: str) -> Claim | None:
             words = [*words[: k + 3], "background", *words[k + 3 :]]
             break
     if "background" in words:
-        before = words[: words.index("background")]
-        background = next((w for w in reversed(before) if w in BACKGROUNDS), None)
+        at = words.index("background")
+        before, after = words[:at], words[at + 1 :]  # "a white background", "the background white"
+        background = next((w for w in reversed(before) if w in BACKGROUNDS), None) or next(
+            (w for w in after if w in BACKGROUNDS), None
+        )
         words = [w for w in words if w not in BACKGROUNDS and w != "background"]
     count = None
     for k, w in enumerate(words[:-1]):

@@ -1,0 +1,136 @@
+"""Questions a person would ask about free-form captions, built from parsed phrases.
+
+:class:`~convir.agents.questions.CaptionBank` asks these when captions can be parsed
+(``convir.agents.language.parse``). Every question is about one thing a candidate's caption
+mentions, worded from its parse, never from a raw run of words:
+
+- yes/no on a thing and its attributes: "is there a dog?", "is there a sled dog?", "is the
+  bus red?" (once the dialogue has named the bus), "is there a red circle at the top left?";
+- yes/no on what a thing does: "is the dog running?", "is someone riding a horse?";
+- choices among values of one slot only, so the options are alternatives: the colour of one
+  kind of thing ("what colour is the bus: red, white or blue?"), where it is ("where is the
+  dog: on a beach, in a field or on a couch?"), what it is doing ("what is the dog doing:
+  lying, running or sitting?"). Options state the whole fact ("red bus"), so a reader of
+  the option alone knows what it claims.
+
+Each proposal's fact is what the answer model reads off candidates' texts
+(``questions.states``: lemmas within one clause), and who states it decides whether it
+splits the candidates at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from convir.agents.language import (
+    COLOURS,
+    PEOPLE,
+    PLURAL_ONLY,
+    SIZES,
+    Parse,
+    content_lemmas,
+    parse,
+)
+
+# Nouns read without an article ("is there snow?").
+MASS_NOUNS = frozenset(
+    """grass snow water sand sky hair fur food furniture clothing pasta rice bread meat dirt
+    mud ice smoke fire paper rain fog foliage wood cream sauce grassland traffic""".split()
+)
+NONE_OPTION = "none of these"
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A fact some candidates' texts may state, and how to ask about it."""
+
+    fact: str  # what the answer model reads ("red bus", "dog running on a beach")
+    question: str  # the yes/no wording
+    slot: tuple[str, str] | None = None  # (kind, thing): the choice it may join
+    value: str = ""  # its value in that slot ("red", "on a beach", "running")
+
+
+def _a(noun_phrase: str, head: str) -> str:
+    if head in MASS_NOUNS or noun_phrase.split()[-1] in PLURAL_ONLY:
+        return noun_phrase
+    return ("an " if noun_phrase[:1] in "aeiou" else "a ") + noun_phrase
+
+
+def proposals(text: str, said: frozenset[str]) -> list[Proposal]:
+    """Every question one caption could answer; ``said``: the dialogue's content lemmas (a
+    thing already named is "the bus", not "a bus")."""
+    parsed: Parse | None = parse(text)
+    if parsed is None:
+        return []
+    out: list[Proposal] = []
+    for m in parsed.mentions:
+        known = m.head in said or m.head == "background"  # every picture has one
+        there = "are there" if m.noun in PLURAL_ONLY else "is there"
+        out.append(Proposal(m.noun, f"{there} {_a(m.noun, m.head)}?"))
+        for mod in m.modifiers:
+            phrase = f"{mod} {m.noun}"
+            if mod in COLOURS or mod in SIZES:
+                wording = f"is the {m.noun} {mod}?" if known else f"is there {_a(phrase, m.head)}?"
+                slot = ("colour", m.noun) if mod in COLOURS else ("size", m.noun)
+                out.append(Proposal(phrase, wording, slot, mod))
+            else:
+                out.append(Proposal(phrase, f"{there} {_a(phrase, m.head)}?"))
+        if len(m.modifiers) > 1:
+            phrase = m.phrase()
+            out.append(Proposal(phrase, f"{there} {_a(phrase, m.head)}?"))
+        if m.place:
+            colour = next((x for x in m.modifiers if x in COLOURS), None)
+            thing = f"{colour} {m.noun}" if colour else m.noun
+            fact = f"{thing} {m.place}"
+            wording = f"is the {thing} {m.place}?" if known else f"is there {_a(fact, m.head)}?"
+            out.append(Proposal(fact, wording, ("place", thing), m.place))
+    for act in parsed.actions:
+        who = "someone" if act.subject in PEOPLE else f"the {act.subject}"
+        if act.subject not in PEOPLE and act.subject not in said:
+            who = f"there {_a(act.subject, act.subject)}"
+        doing = f"{act.subject} {act.ing}"
+        out.append(Proposal(doing, f"is {who} {act.ing}?", ("action", act.subject), act.ing))
+        if act.rest:
+            out.append(Proposal(f"{doing} {act.rest}", f"is {who} {act.ing} {act.rest}?"))
+    return out
+
+
+def choice_questions(
+    found: Sequence[Proposal], share: dict[str, float], most: int = 5
+) -> list[tuple[str, tuple[str, ...], tuple[str | None, ...]]]:
+    """(question, options, facts) for each slot with two or more values among the
+    candidates: the colour, place or activity of one kind of thing."""
+    groups: dict[tuple[str, str], dict[str, Proposal]] = {}
+    for p in found:
+        if p.slot is not None and p.fact in share:
+            groups.setdefault(p.slot, {}).setdefault(p.value, p)
+    out = []
+    for (kind, thing), values in groups.items():
+        if len(values) < 2:
+            continue
+        kept = sorted(values.values(), key=lambda p: -share[p.fact])[:most]
+        kept.sort(key=lambda p: p.value)  # the same choice is worded the same next turn
+        listed = ", ".join(p.value for p in kept[:-1]) + " or " + kept[-1].value
+        if kind == "colour":
+            text = f"what colour is the {thing}: {listed}?"
+        elif kind == "size":
+            text = f"how big is the {thing}: {listed}?"
+        elif kind == "place":
+            text = f"where is the {thing}: {listed}?"
+        else:
+            who = "the person" if thing in PEOPLE and thing == "person" else f"the {thing}"
+            text = f"what is {who} doing: {listed}?"
+        options = tuple(p.fact for p in kept)
+        out.append((text, (*options, NONE_OPTION), (*options, None)))
+    return out
+
+
+def dialogue_lemmas(dialogue: Sequence[str]) -> frozenset[str]:
+    return content_lemmas(" ".join(dialogue))
+
+
+def entropy(f: float) -> float:
+    return 0.0 if f <= 0.0 or f >= 1.0 else -(f * np.log(f) + (1 - f) * np.log(1 - f))
