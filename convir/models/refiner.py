@@ -51,39 +51,139 @@ def split_turn(turn: str) -> tuple[str, str]:
     return q.strip(), a.strip()
 
 
+_SUBJECTS = {
+    "he": "a man",
+    "she": "a woman",
+    "they": "people",
+    "anyone": "someone",
+    "anybody": "someone",
+    "this": "",
+    "that": "",
+    "you": "",
+    "it": "",
+    "i": "",
+}
+_VAGUE_START = re.compile(r"^(?:any|some|there|you (?:see|tell)|we see|see|a lot of|lots of)\s+")
+# A person hedging: no fact either way.
+_UNSURE = re.compile(
+    r"\b(can'?t|cannot|can not|couldn'?t|unable to|hard to|difficult to|not sure|no idea|"
+    r"don'?t know|unclear|not visible|not clear)\b"
+)
+# A person agreeing in other words.
+_SO = re.compile(
+    r"^(?:i think so|i believe so|it appears so|appears so|seems so|looks like it|i guess so|probably)\b"
+)
+# Openers that carry nothing ("it's red" says "red").
+_FILLER = re.compile(
+    r"^(?:(?:yes|yeah|yep|well|i think|i'd say|i would say|it looks like|looks like|"
+    r"it seems|it appears|it looks|looks|seems|appears|i can see|you can see|there are|there is|"
+    r"there's|it's|it is|they're|they are|he's|he is|she's|she is|its|mostly|just|only|maybe)"
+    r"[,\s]+)+"
+)
+_META = re.compile(
+    r"^(?:an? |the )?(?:photo|picture|image|pic|photograph|shot)\b|^(?:an? )?(?:in )?colou?r\b"
+)
+# A listing after a colon ("what colour is the bus: red, white or blue") offers options; the
+# question proper is before it.
+_LISTING = re.compile(r":[^:]*$")
+
+
 def turn_to_fact(question: str, answer: str) -> str | None:
-    """One positive, self-contained fact from a question and its answer, or None."""
-    q, a = question.lower().strip(), answer.lower().strip().rstrip(".")
-    if not a or _NEGATIVE.match(a):
+    """One positive, self-contained fact from a question and its answer, or None.
+
+    Written as a noun phrase the text encoder reads as a description ("a red bus", "a dog
+    running", "a woman wearing a skirt"), never a question's fragment. A "no" carries no
+    positive fact, unless it goes on to say what is there instead ("no, a cat" -> "a cat").
+    """
+    q, a = question.lower().strip(), answer.lower().strip().rstrip(".!")
+    if not a:
         return None
+    corrected = re.match(
+        r"^no\b[,;:]?\s*(?:it'?s |it is |there is |there'?s )?(?P<x>(?:an?|the|two|three) .+)$", a
+    )
+    if corrected and not _NEGATIVE.match(corrected["x"]):
+        return _as_noun_phrase(corrected["x"])
+    if _NEGATIVE.match(a) or _UNSURE.search(a):
+        return None
+    if _SO.match(a):
+        a = "yes"
+    listed = _LISTING.search(q)
+    if listed:  # an offered choice: the chosen option states the whole fact
+        return a
     rules: list[tuple[str, str]] = [
         (r"^how many (?:objects|shapes|things) are there$", "{a} objects"),
         (r"^what colou?r is the background$", "on a {a} background"),
         (r"^what colou?r is the (?:object|shape|thing) at the (?P<p>.+)$", "a {a} at the {p}"),
         (r"^what shape is at the (?P<p>.+)$", "{a} at the {p}"),
-        (r"^what colou?r is the (?P<x>.+)$", "{a} {x}"),
+        (r"^what colou?r (?:is|are) (?:the|his|her|their|its) (?P<x>.+)$", "{a} {x}"),
         (r"^where is the (?P<x>.+)$", "a {x} {a}"),
         (r"^is the (?P<x>.+) (?:large|big) or (?:small|little)$", "a {a} {x}"),
+        (r"^what is the (?P<x>.+) doing$", "a {x} {a}"),
+        (
+            r"^how many (?P<x>[a-z]+)(?: are there| can you see| do you see| are visible)?$",
+            "{a} {x}",
+        ),
     ]
     # the templates expect terse answers ("red", "a star", "at the top left"), not sentences
     if q.startswith("which "):  # a multiple-choice question: the chosen option is the fact
         return a
+    if not _YES.match(a):
+        a = _FILLER.sub("", a).strip(" ,") or a  # "it's red" -> "red"
     terse = len(a.split()) <= 5 and a.split()[0] not in _PRONOUNS
     for pattern, template in rules if terse else []:
         m = re.match(pattern, q)
         if m:
+            if m.groupdict().get("x") and m["x"] in a.split():  # "3 towels" says it all
+                return a
             fact = template.format(a=a, **m.groupdict())
             return "one object" if fact == "one objects" else fact
     if _YES.match(a):
-        # "is there a red circle (at the top)?" / "is the man wearing a hat?" -> a statement
-        statement = re.sub(r"^(is|are) there\s+", "", q)
-        statement = _AUX.sub("", statement)
-        return statement or None
+        fact = _statement(q)
+        return None if fact is None or _META.match(fact) else fact
     if not q:
         return a
-    # Heuristic for free-form answers (VisDial style, "it is red"): keep the answer when it
-    # reads on its own, else pair it with the question's subject.
-    return a if len(a.split()) >= 3 else f"{_AUX.sub('', q)} {a}"
+    # A free-form answer (VisDial style, "a train that is coming in"): kept when it reads on
+    # its own as a description (not a pronoun's clause, not the picture itself).
+    if len(a.split()) < 3 or a.split()[0] in _PRONOUNS or _META.match(a):
+        return None
+    return a
+
+
+def _statement(q: str) -> str | None:
+    """What a yes/no question claims, as a noun phrase: "is there a red circle" -> "a red
+    circle"; "is the bus red" -> "a red bus"; "is she wearing a skirt" -> "a woman wearing
+    a skirt"; "is it sunny" -> "sunny"."""
+    rest = re.sub(r"^(is|are) there\s+", "", q)
+    verb = _AUX.match(rest + " ")
+    rest = _AUX.sub("", rest)
+    while _VAGUE_START.match(rest):
+        rest = _VAGUE_START.sub("", rest, count=1)
+    parts = rest.split()
+    if not parts:
+        return None
+    if verb and verb.group(1) in ("does", "do") and ("have" in parts or "has" in parts):
+        k = parts.index("have") if "have" in parts else parts.index("has")
+        parts = [*parts[:k], "with", *parts[k + 1 :]]  # "does he have a hat" -> "a man with a hat"
+    if parts[0] in _SUBJECTS:
+        parts = [*_SUBJECTS[parts[0]].split(), *parts[1:]]
+    text = " ".join(parts)
+    m = re.match(r"^(?:the|this|that) (?P<x>[a-z]+) (?P<adj>[a-z]+)$", text)
+    if m and _adjective(m["adj"]):  # "the bus red" -> "a red bus"
+        return _as_noun_phrase(f"{m['adj']} {m['x']}")
+    return _as_noun_phrase(text) if text else None
+
+
+def _as_noun_phrase(text: str) -> str:
+    """'the dog running' -> 'a dog running' (a description names any such thing)."""
+    text = re.sub(r"^(?:the|this|that|his|her|their|its)\s+", "", text.strip())
+    if not text:
+        return text
+    first = text.split()[0]
+    if len(text.split()) == 1 and _adjective(first):  # "is it sunny? yes" -> "sunny"
+        return text
+    if first in ("a", "an", "some", "someone", "people", "two", "three") or first.endswith("s"):
+        return text
+    return ("an " if first[0] in "aeiou" else "a ") + text
 
 
 class TemplateRefiner:
@@ -119,3 +219,18 @@ class LLMRefiner:
             return self.fallback.refine(dialogue)
         reply = str(reply).strip().strip('"')
         return reply or self.fallback.refine(dialogue)
+
+
+def _adjective(word: str) -> bool:
+    """Whether a word reads only as an adjective (lemminflect's lexicon; without it, never)."""
+    try:
+        import lemminflect
+    except ImportError:
+        return False
+    forms = lemminflect.getAllLemmas(word)
+    return word in _COLOURS or ("ADJ" in forms and "NOUN" not in forms)
+
+
+_COLOURS = frozenset(
+    "red orange yellow green blue purple pink brown black white gray grey beige gold silver".split()
+)
