@@ -39,6 +39,7 @@ def _data() -> None:
 class Benchmark(StrEnum):
     testbed = "testbed"
     chatir = "chatir"
+    captions = "captions"
 
 
 class SystemName(StrEnum):
@@ -118,6 +119,43 @@ def _check_chatir_options(
         )
 
 
+def _check_captions_options(
+    annotations: Path | None,
+    text_model: str | None,
+    others: list[str],
+    labels: list[str],
+    modes: list[str],
+    gallery_size: int | None,
+    dialogues: int | None,
+    error_rate: float | None,
+) -> None:
+    """A captions run builds its own captions-only gallery and users: no images, no DAR."""
+    if annotations is None or text_model is None:
+        raise InputError(
+            '--benchmark captions needs --annotations FILE.jsonl ({"id", "captions": [...]} '
+            "per line) and --text-model NAME_OR_PATH (e.g. all-MiniLM-L6-v2)"
+        )
+    if others:
+        raise InputError(
+            f"{' and '.join(others)} do not apply to --benchmark captions: it builds its own "
+            "gallery from --annotations (sampled with --gallery-size and --seed)"
+        )
+    imaging = [s for s in labels if s not in ("concat", "text", "auto")]
+    if imaging:
+        raise InputError(
+            f"--strategy {imaging[0]} needs an image model; a captions gallery has texts only: "
+            "use --strategy concat, text or auto"
+        )
+    if "testbed" in modes:
+        raise InputError("--questions testbed asks the testbed's templates; not on captions")
+    if gallery_size is not None and gallery_size < 2:
+        raise InputError(f"--gallery-size must be at least 2, got {gallery_size}")
+    if dialogues is not None and dialogues < 1:
+        raise InputError(f"--dialogues must be at least 1, got {dialogues}")
+    if error_rate is not None and not 0.0 <= error_rate <= 1.0:
+        raise InputError(f"--error-rate must be between 0 and 1, got {error_rate}")
+
+
 def _absolute(path: Path | None) -> Path | None:
     return None if path is None else path.resolve()
 
@@ -127,8 +165,9 @@ def run_command(
     benchmark: Benchmark = typer.Option(
         Benchmark.testbed,
         "--benchmark",
-        help="testbed (simulated users on testbed scenes) or chatir (recorded dialogues "
-        "replayed on real images).",
+        help="testbed (simulated users on testbed scenes), chatir (recorded dialogues "
+        "replayed on real images) or captions (simulated users on a caption file: "
+        "--annotations, --text-model).",
     ),
     strategies: list[SystemName] = typer.Option(
         [SystemName.concat],
@@ -147,14 +186,29 @@ def run_command(
         "recorded questions).",
     ),
     rounds: int = typer.Option(10, "--rounds", help="Question rounds after the opening."),
+    annotations: Path | None = typer.Option(
+        None,
+        "--annotations",
+        help='captions: a JSON-lines file, {"id": ..., "captions": [...]} per line (caption '
+        "1 opens the dialogue, captions 2-3 are the gallery's text).",
+    ),
+    text_model: str | None = typer.Option(
+        None,
+        "--text-model",
+        help="captions: the sentence model that embeds the gallery's texts and the queries "
+        "(a name such as all-MiniLM-L6-v2, or a sentence-transformers folder).",
+    ),
     dialogues: int | None = typer.Option(
         None,
         "--dialogues",
-        help="Dialogues to run: testbed targets (default 200); chatir: the file's first N "
-        "(default all).",
+        help="Dialogues to run: testbed and captions targets (default 200, at most the "
+        "gallery); chatir: the file's first N (default all).",
     ),
     gallery_size: int | None = typer.Option(
-        None, "--gallery-size", help="Testbed images to search (default 1000)."
+        None,
+        "--gallery-size",
+        help="Testbed images to search (default 1000); captions: items sampled from the file "
+        "with --seed (default all).",
     ),
     seed: int = typer.Option(0, "--seed", help="World, targets, openings and noise seed."),
     error_rate: float | None = typer.Option(
@@ -228,19 +282,39 @@ def run_command(
     ),
 ) -> None:
     """Simulated or replayed dialogues against each --strategy; writes
-    DIR/<strategy>.run.jsonl, DIR/summary.json and DIR/hits_at_10.png (Hits@10 per round,
-    one line per strategy)."""
+    DIR/<strategy>.run.jsonl, DIR/summary.json, DIR/dialogues.jsonl (every dialogue's
+    questions, options and answers) and DIR/hits_at_10.png (Hits@10 per round, one line per
+    strategy). On --benchmark captions systems are labelled strategy/questions (concat/bank,
+    text/info_gain; run files strategy-questions.run.jsonl) and the gallery's index is kept
+    in DIR/index."""
     _check_run_options(rounds, workers)
     knobs = agent_knobs(agent_config)
     if not use_ray and (ray_address is not None or ray_actors is not None):
         raise InputError("--ray-address and --ray-actors apply with --ray only; add --ray")
+    captions_run = benchmark is Benchmark.captions
+    if not captions_run and (annotations is not None or text_model is not None):
+        raise InputError("--annotations and --text-model are for --benchmark captions")
     if via_index and benchmark is not Benchmark.testbed:
         raise InputError("--via-index is for --benchmark testbed (chatir already uses --index)")
     labels = [s.value for s in strategies]
     agents = [s for s in labels if s != "concat"]
     modes = list(dict.fromkeys(q.value for q in questions))
     chatir = benchmark is Benchmark.chatir
-    if chatir:
+    if captions_run:
+        others = [
+            name
+            for name, value in (
+                ("--index", index),
+                ("--dialogues-file", dialogues_file),
+                ("--search-space", search_space),
+            )
+            if value is not None
+        ]
+        _check_captions_options(
+            annotations, text_model, others, labels, modes, gallery_size, dialogues, error_rate
+        )
+        error_rate = 0.0 if error_rate is None else error_rate
+    elif chatir:
         testbed_only = [
             name
             for name, value in (("--gallery-size", gallery_size), ("--error-rate", error_rate))
@@ -271,7 +345,14 @@ def run_command(
 
         require_ray()  # before building anything
 
-    from convir.evaluation.loop import summarize, write_run_file, write_text
+    from convir.evaluation.loop import (
+        as_run,
+        dialogue_lines,
+        summarize,
+        write_run_file,
+        write_text,
+    )
+    from convir.evaluation.metrics import recall_at_k_per_round
     from convir.evaluation.plots import plot_hits
 
     spec = RunSpec(
@@ -291,6 +372,9 @@ def run_command(
         captioner.value,
         tuple(knobs.items()),
         engine.value,
+        _absolute(annotations),
+        text_model,
+        (out / "index").resolve() if captions_run else None,
     )
     setup, systems = build_systems(spec)
     size = setup.resources.index.count
@@ -301,14 +385,23 @@ def run_command(
     else:
         runs = local_runs(setup, systems, rounds, workers, progress)
     summary: dict[str, Any] = {}
+    dialogue_log: list[str] = []
     for label, records, seconds in runs:
-        write_run_file(records, out / f"{label}.run.jsonl")
+        write_run_file(records, out / f"{label.replace('/', '-')}.run.jsonl")
         scores = summarize(records, HITS_K, search_space_size=size)
-        summary[label] = summary_entry(scores, seconds, rounds)
-        if label != "concat":
+        recall_at_1 = recall_at_k_per_round(as_run(records).ranks(), 1).tolist()
+        summary[label] = summary_entry(scores, seconds, rounds, recall_at_1)
+        if captions_run:
+            strategy, _, mode = label.partition("/")
+            if strategy != "concat":
+                summary[label]["policy"] = policy.value
+            summary[label]["questions"] = mode
+        elif label != "concat":
             mode = label.rpartition("-")[2] if len(modes) > 1 else modes[0]
             summary[label] |= {"policy": policy.value, "questions": setup.agent_questions or mode}
+        dialogue_log += [json.dumps(line) + "\n" for line in dialogue_lines(label, records)]
     write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    write_text(out / "dialogues.jsonl", "".join(dialogue_log))
     plot_hits(
         {label: s["hits_at_10"] for label, s in summary.items()},
         out / "hits_at_10.png",
@@ -319,15 +412,20 @@ def run_command(
         typer.echo(json.dumps(summary))
         return
     n = len(setup.dialogue_ids)
-    typer.echo(f"Hits@{HITS_K} per round ({n} dialogues, gallery {size}):")
-    typer.echo(f"{'round':>5}  " + "  ".join(f"{label:>8}" for label in summary))
-    for r in range(rounds + 1):
-        row = "  ".join(f"{s['hits_at_10'][r]:>8.3f}" for s in summary.values())
-        typer.echo(f"{r:>5}  {row}")
+    tables = [("hits_at_10", f"Hits@{HITS_K}")]
+    if captions_run:
+        tables.append(("recall_at_1", "Recall@1"))
+    width = {label: max(8, len(label)) for label in summary}
+    for key, name in tables:
+        typer.echo(f"{name} per round ({n} dialogues, gallery {size}):")
+        typer.echo(f"{'round':>5}  " + "  ".join(f"{k:>{width[k]}}" for k in summary))
+        for r in range(rounds + 1):
+            row = "  ".join(f"{s[key][r]:>{width[k]}.3f}" for k, s in summary.items())
+            typer.echo(f"{r:>5}  {row}")
     typer.echo(
         "BRI (lower is better): " + ", ".join(f"{k} {s['bri']:.3f}" for k, s in summary.items())
     )
-    typer.echo(f"wrote {out}/<strategy>.run.jsonl, summary.json, hits_at_10.png")
+    typer.echo(f"wrote {out}/<strategy>.run.jsonl, summary.json, dialogues.jsonl, hits_at_10.png")
 
 
 from convir.evaluation import composed_cli, score_cli  # noqa: E402, F401  (register commands)

@@ -63,8 +63,11 @@ def agent_factory(engine: str) -> Any:
     return build_batched_agent if engine == "batched" else build_agent
 
 
-def summary_entry(scores: ChatIRScores, seconds: float, rounds: int) -> dict[str, Any]:
-    return {
+def summary_entry(
+    scores: ChatIRScores, seconds: float, rounds: int, recall_at_1: list[float] | None = None
+) -> dict[str, Any]:
+    """A system's summary.json entry; ``recall_at_1`` (per round) is added when given."""
+    entry: dict[str, Any] = {
         "hits_at_10": [round(h, 4) for h in scores.hits_at_k],
         "recall_at_10": [round(r, 4) for r in scores.recall_at_k],
         "bri": round(scores.bri, 4),
@@ -72,6 +75,9 @@ def summary_entry(scores: ChatIRScores, seconds: float, rounds: int) -> dict[str
         "rounds": rounds,
         "seconds": round(seconds, 1),
     }
+    if recall_at_1 is not None:
+        entry["recall_at_1"] = [round(r, 4) for r in recall_at_1]
+    return entry
 
 
 @dataclass
@@ -182,6 +188,22 @@ class RunSpec:
     captions: str = "testbed"
     knobs: tuple[tuple[str, Any], ...] = ()  # --agent-config overrides, validated
     engine: str = "batched"  # batched | graph
+    annotations: Path | None = None  # captions: the caption file (its own benchmark)
+    text_model: str | None = None  # captions: the sentence model's name or folder
+    index_folder: Path | None = None  # captions: where the gallery's index is kept
+
+    @property
+    def captions_benchmark(self) -> bool:
+        return self.annotations is not None
+
+    def system_label(self, strategy: str, mode: str) -> str:
+        """A system's label: ``{strategy}/{questions}`` on captions (``concat/bank``,
+        ``text/info_gain``); elsewhere the strategy, ``-{mode}`` when modes are compared."""
+        if self.captions_benchmark:
+            return f"{strategy}/{mode}"
+        if strategy == "concat" or len(self.modes) == 1:
+            return strategy
+        return f"{strategy}-{mode}"
 
 
 def build_systems(spec: RunSpec) -> tuple[Setup, dict[str, Any]]:
@@ -191,7 +213,23 @@ def build_systems(spec: RunSpec) -> tuple[Setup, dict[str, Any]]:
 
     agents = [s for s in spec.labels if s != "concat"]
     factory = agent_factory(spec.engine) if agents else None
-    if spec.chatir:
+    if spec.captions_benchmark:
+        from convir.evaluation.captions_benchmark import captions_setup
+
+        assert spec.annotations is not None and spec.text_model is not None
+        assert spec.index_folder is not None
+        setup = captions_setup(
+            spec.annotations,
+            spec.text_model,
+            spec.gallery_size,
+            spec.dialogues,
+            spec.seed,
+            spec.error_rate or 0.0,
+            spec.index_folder,
+            spec.policy,
+            spec.progress,
+        )
+    elif spec.chatir:
         assert spec.index is not None and spec.dialogues_file is not None
         setup = chatir_setup(
             spec.index, spec.dialogues_file, spec.search_space, spec.dialogues, bool(agents)
@@ -213,12 +251,13 @@ def build_systems(spec: RunSpec) -> tuple[Setup, dict[str, Any]]:
     systems: dict[str, Any] = {}
     for label in spec.labels:
         if label == "concat":
-            systems[label] = TextBaseline(
+            name = spec.system_label(label, setup.concat_questions)
+            systems[name] = TextBaseline(
                 setup.resources, seed=spec.seed, questions=setup.concat_questions
             )
             continue
         for mode in spec.modes:
-            name = label if len(spec.modes) == 1 else f"{label}-{mode}"
+            name = spec.system_label(label, mode)
             resources, how = with_bank(setup.resources, mode)
             strategy, overrides = agent_strategy(label)
             # in memory, the testbed's texts are its ground truth: answers are not read off them
@@ -228,7 +267,9 @@ def build_systems(spec: RunSpec) -> tuple[Setup, dict[str, Any]]:
                 spec.policy,
                 how,
                 seed=spec.seed,
-                read_captions=spec.chatir or spec.via_index is not None,
+                read_captions=(
+                    spec.chatir or spec.via_index is not None or spec.captions_benchmark
+                ),
                 **{**dict(spec.knobs), **overrides},
             )
     return setup, systems

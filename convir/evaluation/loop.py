@@ -50,10 +50,14 @@ class RunRecord:
     message: str | None  # the user's message this round; None after the dialogue ended
     question: str | None  # what the system asked back
     strategy: str = "text"
+    options: tuple[str, ...] = ()  # the question's answer options (not in the run file)
 
     def as_line(self) -> dict[str, object]:
-        """The run-file line; ``message``, ``question``, ``strategy`` are extras the scorer ignores."""
-        return asdict(self)
+        """The run-file line; ``message``, ``question``, ``strategy`` are extras the scorer
+        ignores (the options go to ``dialogues.jsonl`` instead: :func:`dialogue_lines`)."""
+        line = asdict(self)
+        del line["options"]
+        return line
 
 
 def _check(dialogue_ids: Sequence[str], rounds: int, workers: int) -> None:
@@ -222,7 +226,9 @@ def _parts(items: list, size: int) -> list[list]:
 
 
 def _record(did: str, r: int, target: str, turn: TurnResult, message: str) -> RunRecord:
-    return RunRecord(did, r, target, turn.ranking, message, turn.question, turn.strategy)
+    return RunRecord(
+        did, r, target, turn.ranking, message, turn.question, turn.strategy, tuple(turn.options)
+    )
 
 
 def _repeat_last(last: RunRecord, rounds: int) -> list[RunRecord]:
@@ -237,6 +243,34 @@ def _repeat_last(last: RunRecord, rounds: int) -> list[RunRecord]:
 def write_run_file(records: Sequence[RunRecord], path: str | Path) -> Path:
     """Write the records as a ``--protocol chatir`` run file, one JSON line per round."""
     return write_text(path, "".join(json.dumps(rec.as_line()) + "\n" for rec in records))
+
+
+def dialogue_lines(system: str, records: Sequence[RunRecord]) -> list[dict[str, object]]:
+    """One line per dialogue of a system's run, for ``dialogues.jsonl``: ``{"system",
+    "dialogue_id", "target", "opening", "turns": [{"question", "options", "answer"}]}``;
+    the n-th turn is the system's question of round n-1 and the user's message of round n
+    (rounds after the dialogue ended have no message and are left out)."""
+    by_dialogue: dict[str, list[RunRecord]] = {}
+    for rec in records:
+        by_dialogue.setdefault(rec.dialogue_id, []).append(rec)
+    lines = []
+    for did, rs in by_dialogue.items():
+        rs = sorted(rs, key=lambda r: r.round)
+        turns = [
+            {"question": before.question, "options": list(before.options), "answer": now.message}
+            for before, now in zip(rs, rs[1:], strict=False)
+            if now.message is not None
+        ]
+        lines.append(
+            {
+                "system": system,
+                "dialogue_id": did,
+                "target": rs[0].target,
+                "opening": rs[0].message,
+                "turns": turns,
+            }
+        )
+    return lines
 
 
 def as_run(records: Sequence[RunRecord]) -> ChatIRRun:
@@ -278,6 +312,7 @@ __all__ = [
     "run_rounds_batched",
     "write_text",
     "write_run_file",
+    "dialogue_lines",
     "as_run",
     "summarize",
 ]

@@ -1,11 +1,19 @@
 """The ChatIR text-only baseline as a :class:`~convir.turn.ConversationalSystem`.
 
 Each turn embeds the whole dialogue so far, joined with ``", "`` (ChatIR's query), and
-searches the gallery with it. The questioner is deliberately dumb: the testbed's template
-menu in a random order, seeded per thread id, never repeating, so that what the agent's
-questions and strategies add can be measured against it; with ``questions="none"`` it asks
-nothing (replayed ChatIR dialogues bring their own questions, and real images have no
-template menu). A reference image, if given, is ignored: this is text-only retrieval.
+searches the gallery with it. The questioner is deliberately dumb, so that what the agent's
+questions and strategies add can be measured against it:
+
+- ``"random"``: the testbed's template menu in a random order, seeded per thread id, never
+  repeating (the testbed's in-memory rows);
+- ``"bank"``: any gallery's own question bank (``resources.bank()``: caption-mined on a
+  gallery with texts) on the turn's top :data:`BANK_POOL` ranking, one question drawn at
+  random (seeded per thread id, never one asked before in the thread), sent with its
+  options so the user can pick one;
+- ``"menu"``: the template menu in its own order; ``"none"``: ask nothing (replayed ChatIR
+  dialogues bring their own questions).
+
+A reference image, if given, is ignored: this is text-only retrieval.
 
 Rankings keep the top ``depth`` ids (default 1000, or the whole gallery if smaller): the
 run file must hold the target's rank for Hits@K *and* BRI, and a target below the cut counts
@@ -16,7 +24,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,18 +37,21 @@ if TYPE_CHECKING:
     from convir.agents.resources import Resources
 
 DEPTH = 1000
-QUESTION_ORDERS = ("random", "menu", "none")
+BANK_POOL = 50  # "bank": the top candidates the gallery's bank proposes questions about
+QUESTION_ORDERS = ("random", "menu", "none", "bank")
 
 
 @dataclass
 class _Thread:
     dialogue: list[str]
-    questions: list[str]  # still to ask, next first
+    questions: list[str]  # still to ask, next first (template modes)
     asked: str | None = None  # the question of the last turn, awaiting its answer
+    rng: np.random.Generator | None = None  # "bank": this thread's own draws
+    seen: set[str] = field(default_factory=set)  # "bank": questions asked in this thread
 
 
 class TextBaseline:
-    """ChatIR's text-only retriever with a template questioner; thread-safe.
+    """ChatIR's text-only retriever with a random questioner; thread-safe.
 
     It is a :class:`~convir.turn.BatchedSystem`: the evaluation loop runs it a round at a
     time, every dialogue's query in one encoder call and one index search.
@@ -66,7 +77,7 @@ class TextBaseline:
     def _menu(self, thread_id: str) -> list[str]:
         from convir.testbed.oracle import candidate_questions
 
-        if self.questions == "none":
+        if self.questions in ("none", "bank"):
             return []
         menu = [q.text for q in candidate_questions()]
         if self.questions == "menu":
@@ -87,6 +98,8 @@ class TextBaseline:
         notes = []
         for thread_id, message, reference_id in openings:
             state = _Thread(dialogue=[message.strip()], questions=self._menu(thread_id))
+            if self.questions == "bank":
+                state.rng = np.random.default_rng(dialogue_seed(self.seed, thread_id, 2))
             with self._lock:
                 self._threads[thread_id] = state
             notes.append(
@@ -119,8 +132,13 @@ class TextBaseline:
         ):
             keep = row >= 0
             ranking = [res.index.id_of(int(p)) for p in row[keep]]
+            options: list[str] = []
+            if self.questions == "bank":
+                question, options = self._bank_question(state, row[keep], row_scores[keep])
+            else:
+                with self._lock:
+                    question = state.questions.pop(0) if state.questions else None
             with self._lock:
-                question = state.questions.pop(0) if state.questions else None
                 state.asked = question
             top = ranking[0] if ranking else "-"
             out.append(
@@ -128,6 +146,7 @@ class TextBaseline:
                     ranking=ranking,
                     scores=[float(s) for s in row_scores[keep]],
                     question=question,
+                    options=options,
                     strategy="text",
                     query=query,
                     transcript=[*note, f"text search: {query!r} -> top {top}"],
@@ -135,5 +154,33 @@ class TextBaseline:
             )
         return out
 
+    def _bank_question(
+        self, state: _Thread, positions: np.ndarray, scores: np.ndarray
+    ) -> tuple[str | None, list[str]]:
+        """A random question of the gallery's bank about the top :data:`BANK_POOL`
+        candidates, never one this thread asked before; (None, []) when none is left.
+        The bank sees the raw search scores as logits: a dumb questioner weighs the pool
+        nearly evenly."""
+        from convir.agents.questions import Candidates
 
-__all__ = ["TextBaseline", "DEPTH"]
+        res = self.resources
+        top = [int(p) for p in positions[:BANK_POOL]]
+        view = Candidates.of(
+            [res.index.id_of(p) for p in top],
+            np.asarray(scores[: len(top)], dtype=np.float64),
+            res.captions_at(top),
+        )
+        with self._lock:
+            dialogue = list(state.dialogue)
+        asks = {a.text: a for a in res.bank().menu(dialogue, view) if a.text not in state.seen}
+        menu = [asks[t] for t in sorted(asks)]  # a bank's order may follow set iteration
+        if not menu:
+            return None, []
+        assert state.rng is not None
+        with self._lock:
+            ask = menu[int(state.rng.integers(len(menu)))]
+            state.seen.add(ask.text)
+        return ask.text, list(ask.options)
+
+
+__all__ = ["TextBaseline", "DEPTH", "BANK_POOL", "QUESTION_ORDERS"]
