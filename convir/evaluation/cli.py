@@ -173,8 +173,9 @@ def run_command(
         [SystemName.concat],
         "--strategy",
         help="A system to run; repeat to compare. concat: ChatIR's text-only baseline (the "
-        "joined dialogue; random questions on the testbed, none on chatir); text|dar|auto: "
-        "the agent.",
+        "joined dialogue; random questions: the testbed's templates on the testbed, the "
+        "gallery's own bank on captions (labelled concat/bank), none on chatir); "
+        "text|dar|auto: the agent.",
     ),
     policy: PolicyName = typer.Option(
         PolicyName.rules, "--policy", help="Agent policy: rules or llm."
@@ -182,8 +183,8 @@ def run_command(
     questions: list[Questions] = typer.Option(
         [Questions.info_gain],
         "--questions",
-        help="Agent questioner; repeat to compare (testbed only: chatir replays the "
-        "recorded questions).",
+        help="Agent questioner; repeat to compare (testbed and captions: chatir replays "
+        "the recorded questions).",
     ),
     rounds: int = typer.Option(10, "--rounds", help="Question rounds after the opening."),
     annotations: Path | None = typer.Option(
