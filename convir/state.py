@@ -139,6 +139,14 @@ class AgentConfig(BaseModel):
     temperature: float = Field(
         0.1, gt=0.0, le=1.0, description="cosine temperature of the candidate posterior"
     )
+    caption_weight: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of the caption channel in a text/DAR turn's first-stage cosine: "
+        "(1 - w) cos(image) + w cos(caption) over the pool, on an index with caption vectors "
+        "(`convir index --text-model`); 0 until measured",
+    )
     questions: Literal["info_gain", "random"] = Field(
         "info_gain", description="how ask_clarification picks: best split, or a random menu item"
     )

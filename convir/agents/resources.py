@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from convir.models.embedder import Embedder, TextFeatures
     from convir.models.generator import Generator
     from convir.models.llm import LLM
+    from convir.models.text_model import TextModel
 
 PATCH_CACHE_SIZE = 4096  # images whose patch features stay in memory (~2 MB each per 1k)
 TEXT_CACHE_SIZE = 256  # texts whose pooled + token features stay in memory (~10 kB each)
@@ -49,6 +50,12 @@ class Resources:
     generator_factory: Callable[[], Generator] | None = None
     llm: LLM | None = None
     question_bank: QuestionBank | None = None  # None: caption-mined, or vocabulary without texts
+    # the caption channel of an image gallery (``convir index --text-model``): one vector per
+    # item by a sentence model (a zero row: no caption), and that model, loaded on first use
+    caption_vectors: np.ndarray | None = None
+    text_model_factory: Callable[[], TextModel] | None = None
+    _text_model: TextModel | None = field(default=None, repr=False)
+    _caption_queries: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict, repr=False)
     _generator: Generator | None = field(default=None, repr=False)
     _patches: OrderedDict[int, torch.Tensor] = field(default_factory=OrderedDict, repr=False)
     _views: OrderedDict[tuple, np.ndarray] = field(default_factory=OrderedDict, repr=False)
@@ -72,6 +79,40 @@ class Resources:
             if self._generator is None and self.generator_factory is not None:
                 self._generator = self.generator_factory()
             return self._generator
+
+    @property
+    def has_caption_channel(self) -> bool:
+        """Whether the gallery has caption vectors and a text model to query them."""
+        return self.caption_vectors is not None and self.text_model_factory is not None
+
+    def caption_cosines(self, query: str, positions: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Cosine of the query's text-model vector to these positions' caption vectors
+        (0 where an item has no caption); the query's vector is cached like :meth:`text`'s."""
+        if not self.has_caption_channel:
+            raise InputError(
+                "this gallery has no caption vectors: rebuild it with `convir index FOLDER "
+                "--captions FILE --text-model all-MiniLM-L6-v2`, or set caption_weight 0"
+            )
+        with self._lock:
+            if self._text_model is None:
+                self._text_model = self.text_model_factory()
+            q = self._caption_queries.get(query)
+        if q is None:
+            q = self._text_model.encode([query])[0]
+            with self._lock:
+                self._caption_queries[query] = q
+                while len(self._caption_queries) > TEXT_CACHE_SIZE:
+                    self._caption_queries.popitem(last=False)
+        if q.shape[0] != self.caption_vectors.shape[1]:
+            from convir.errors import IndexFileError
+
+            raise IndexFileError(
+                f"the caption vectors are {self.caption_vectors.shape[1]}-d but the text model "
+                f"{self._text_model.name} embeds into {q.shape[0]}-d; use the text model the "
+                "index was built with"
+            )
+        rows = self.caption_vectors[np.asarray(positions, dtype=np.int64)]
+        return rows.astype(np.float32) @ q
 
     def positions(self, ids: Sequence[str]) -> list[int]:
         return [self.index.position_of(i) for i in ids]
@@ -188,6 +229,14 @@ class Resources:
 
         if is_captions_only(index):
             image_at = _no_image
+        channel = index.caption_vectors() if not is_captions_only(index) else None
+        text_model_factory = None
+        if channel is not None and index.text_model:
+            import functools
+
+            from convir.models.text_model import load_text_model
+
+            text_model_factory = functools.partial(load_text_model, index.text_model)
         return cls(
             embedder=embedder,
             index=index,
@@ -197,6 +246,8 @@ class Resources:
             generator_factory=generator_factory,
             llm=llm,
             question_bank=question_bank,
+            caption_vectors=channel if text_model_factory is not None else None,
+            text_model_factory=text_model_factory,
         )
 
     @classmethod
@@ -232,10 +283,11 @@ class Resources:
             name = text_model or index.text_model
             embedder: Embedder = TextEmbedder(load_text_model(name))
         else:
-            if text_model is not None:
+            if text_model is not None and index.caption_vectors() is None:
                 raise InputError(
-                    f"--text-model applies to captions-only galleries; {index_path} is searched "
-                    "with its image model"
+                    f"--text-model applies to captions-only galleries and to indexes with "
+                    f"caption vectors; {index_path} has neither (it is searched with its image "
+                    "model)"
                 )
             from convir.models.embedder import TESTBED_MODEL, load_embedder
 
@@ -254,7 +306,14 @@ class Resources:
                 f"{index_path} holds {index.dim}-d vectors but {name} embeds into "
                 f"{embedder.dim}-d; open it with the model it was built with"
             )
-        return cls.from_index(index, embedder, generator_factory=factory, llm=llm)
+        resources = cls.from_index(index, embedder, generator_factory=factory, llm=llm)
+        if text_model is not None and resources.caption_vectors is not None:
+            import functools
+
+            from convir.models.text_model import load_text_model
+
+            resources.text_model_factory = functools.partial(load_text_model, text_model)
+        return resources
 
     @property
     def has_images(self) -> bool:

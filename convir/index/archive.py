@@ -28,6 +28,7 @@ IDS_MEMBER = "ids.json"
 PATHS_MEMBER = "paths.json"
 CAPTIONS_MEMBER = "captions.json"
 VIEWS_MEMBER = "views.npy"
+CAPTION_VECTORS_MEMBER = "caption_vectors.npy"
 FAISS_MEMBER = "index.faiss"
 
 # Defaults measured by benchmarks/bench_index.py (table and reasoning: docs/performance.md).
@@ -47,7 +48,9 @@ class IndexMeta:
     captions_source: str | None = None  # "file:NAME" or "captioner:NAME"; None: no captions
     views: int = 0  # augmented views stored per image (0: none)
     views_augment: str | None = None  # their preset (convir.models.views)
-    text_model: str | None = None  # the sentence model of a captions-only index (model: None)
+    text_model: str | None = None  # the sentence model of a captions-only index (model: None),
+    # or of an image index's caption vectors (caption_vectors_dim > 0)
+    caption_vectors_dim: int = 0  # width of the stored caption vectors (0: none)
     metric: str = "inner_product"
     format: str = FORMAT
     version: int = FORMAT_VERSION
@@ -72,6 +75,7 @@ class Archive:
     paths: list
     captions: list | None
     views: np.ndarray | None
+    caption_vectors: np.ndarray | None = None
 
 
 def write_archive(
@@ -82,6 +86,7 @@ def write_archive(
     captions: list[str | None] | None,
     views: np.ndarray | None,
     index: faiss.Index,
+    caption_vectors: np.ndarray | None = None,
 ) -> None:
     """The zip members, metadata first (small members deflated, the FAISS blob stored)."""
     with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -92,6 +97,8 @@ def write_archive(
             zf.writestr(CAPTIONS_MEMBER, json.dumps(captions, ensure_ascii=False))
         if views is not None:
             zf.writestr(VIEWS_MEMBER, _npy_bytes(views))
+        if caption_vectors is not None:
+            zf.writestr(CAPTION_VECTORS_MEMBER, _npy_bytes(caption_vectors))
         _write_faiss(zf, index)
 
 
@@ -121,6 +128,11 @@ def read_archive(path: Path) -> Archive:
                 else None
             )
             views = _read_npy(zf.read(VIEWS_MEMBER)) if VIEWS_MEMBER in names else None
+            caption_vectors = (
+                _read_npy(zf.read(CAPTION_VECTORS_MEMBER))
+                if CAPTION_VECTORS_MEMBER in names
+                else None
+            )
             index = _read_faiss(zf)
     except IndexFileError:
         raise
@@ -131,7 +143,7 @@ def read_archive(path: Path) -> Archive:
             f"{path} is damaged or not a convir index ({type(exc).__name__}: "
             f"{faiss_reason(exc)[:200]}); rebuild it with `convir index`"
         ) from exc
-    return Archive(meta, index, ids, paths, captions, views)
+    return Archive(meta, index, ids, paths, captions, views, caption_vectors)
 
 
 def faiss_reason(exc: Exception) -> str:

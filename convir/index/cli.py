@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from convir.index.faiss_index import GalleryIndex
     from convir.index.folder import FolderEmbedding
     from convir.models.captioner import Captioner
+    from convir.models.text_model import TextModel
 
 
 def _resolve_weights(model: str | None, pretrained: str | None) -> tuple[str, str]:
@@ -177,11 +178,6 @@ def index_command(
         return
     if folder is None:
         raise InputError("give a FOLDER of images, or --captions-only FILE.jsonl --text-model NAME")
-    if text_model is not None:
-        raise InputError(
-            "--text-model applies with --captions-only for now (caption vectors beside an "
-            "image folder's are not built yet)"
-        )
     build_index(
         folder,
         out,
@@ -200,6 +196,7 @@ def index_command(
         use_ray=use_ray,
         ray_address=ray_address,
         concurrency=concurrency,
+        text_model=text_model,
     )
 
 
@@ -222,9 +219,12 @@ def build_index(
     use_ray: bool = False,
     ray_address: str | None = None,
     concurrency: int | None = None,
+    text_model: str | None = None,
 ) -> Path:
     """What ``convir index`` does, as a plain function (``index_command`` parses options
     into it; other code calls it directly): embed, build, attach texts and views, save.
+    With ``text_model``, the captions are also embedded by that sentence model (caption
+    vectors, fused into retrieval by ``AgentConfig.caption_weight``).
     Prints the one summary line; returns ``out``."""
     from convir.index.faiss_index import GalleryIndex, default_factory
     from convir.index.folder import embed_images, list_images
@@ -238,6 +238,11 @@ def build_index(
         raise InputError("give --captions (a file) or --captioner (a model), not both")
     if captions is not None and not captions.is_file():
         raise InputError(f"--captions: no file at {captions}; give a JSON-lines file")
+    if text_model is not None and captions is None and captioner is None:
+        raise InputError(
+            "--text-model embeds the images' captions: add --captions FILE or --captioner "
+            "MODEL (or use --captions-only FILE for a gallery of texts alone)"
+        )
     if use_ray:
         from convir.ray_cluster import require_ray
 
@@ -247,11 +252,16 @@ def build_index(
 
         augment_of(view_augment)  # an unknown preset fails before any work
     files = list_images(folder)  # before loading a model: a wrong folder fails at once
-    text_model = None
+    sentence_model = None
+    if text_model is not None:  # before embedding: a missing extra or model fails now
+        from convir.models.text_model import load_text_model
+
+        sentence_model = load_text_model(text_model)
+    captioning = None
     if captioner is not None:  # before embedding: a missing model or a down server fails now
         from convir.models.captioner import load_captioner
 
-        text_model = load_captioner(captioner, device)
+        captioning = load_captioner(captioner, device)
     model, pretrained = _resolve_weights(model, pretrained)
     embedder = load_embedder(model, pretrained, device)
     root = str(folder.resolve())
@@ -301,8 +311,10 @@ def build_index(
 
     build_from_shards(index, shards)
     note = ""
-    if captions is not None or text_model is not None:
-        note = "; captions: " + _attach_captions(index, captions, text_model, captioner, progress)
+    if captions is not None or captioning is not None:
+        note = "; captions: " + _attach_captions(index, captions, captioning, captioner, progress)
+    if sentence_model is not None:
+        note += "; " + attach_caption_vectors(index, sentence_model, progress=progress)
     if views:
         from convir.index.views import attach_views
 
@@ -334,6 +346,27 @@ def build_captions_only(
         f"(text model {model.name})"
     )
     return out
+
+
+def attach_caption_vectors(index: GalleryIndex, model: TextModel, *, progress: bool = False) -> str:
+    """Embed every item's caption with ``model`` into ``index`` (zero rows where an item has
+    no caption); a summary."""
+    import numpy as np
+
+    texts = index.captions or [None] * index.count
+    have = [i for i, t in enumerate(texts) if t]
+    vectors = np.zeros((index.count, model.dim), np.float32)
+    batch = 256
+    starts = range(0, len(have), batch)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc="embedding captions", unit="batch")
+    for start in starts:
+        rows = have[start : start + batch]
+        vectors[rows] = model.encode([texts[i] for i in rows])
+    index.set_caption_vectors(vectors, model.name)
+    return f"caption vectors: {len(have)} by {model.name}"
 
 
 def _attach_captions(

@@ -22,6 +22,10 @@ File format: one zip archive (``gallery.index``) holding
     views.npy           optional: float16 [count, views, dim] embeddings of augmented views
                         of every image (STiTch's set score; ``convir index --views N``);
                         ``views`` and ``views_augment`` in the metadata
+    caption_vectors.npy optional: float16 [count, text dim] unit embeddings of each image's
+                        caption by the text model ``text_model`` (a zero row: no caption;
+                        ``convir index FOLDER --captions F --text-model NAME``);
+                        ``caption_vectors_dim`` in the metadata
 
 Zip gives per-member CRC-32 checks (a damaged file fails to load instead of returning
 garbage) and can be inspected with standard tools. :meth:`GalleryIndex.save` writes a temp
@@ -44,6 +48,7 @@ import numpy as np
 from convir.atomic_file import atomic_write
 from convir.errors import IndexFileError, InputError
 from convir.index.archive import (  # noqa: F401  (the file format's names, public here too)
+    CAPTION_VECTORS_MEMBER,
     CAPTIONS_MEMBER,
     FAISS_MEMBER,
     FORMAT,
@@ -132,6 +137,7 @@ class GalleryIndex:
         self._setup(index, factory, [], [])
         self.model, self.pretrained, self.image_root = model, pretrained, image_root
         self.text_model = text_model
+        self._caption_vectors: np.ndarray | None = None
         self._captions: list[str | None] | None = None
         self.captions_source: str | None = None
         self._views: np.ndarray | None = None
@@ -288,6 +294,7 @@ class GalleryIndex:
             views=0 if self._views is None else int(self._views.shape[1]),
             views_augment=self.views_augment if self._views is not None else None,
             text_model=self.text_model,
+            caption_vectors_dim=self.caption_vectors_dim,
         )
 
     # -- captions -----------------------------------------------------------------------
@@ -305,6 +312,30 @@ class GalleryIndex:
             raise InputError(f"{len(captions)} captions for an index of {self.count} items")
         self._captions = [c if c is None else str(c) for c in captions]
         self.captions_source = source
+
+    # -- caption vectors ----------------------------------------------------------------
+    @property
+    def caption_vectors_dim(self) -> int:
+        """Width of the stored caption vectors (0 when the index holds none)."""
+        return 0 if self._caption_vectors is None else int(self._caption_vectors.shape[1])
+
+    def caption_vectors(self) -> np.ndarray | None:
+        """The caption vectors [count, text dim] (float16, a zero row where no caption), or
+        None; compare them with :attr:`text_model`'s query vectors, not the image model's."""
+        return self._caption_vectors
+
+    def set_caption_vectors(self, vectors: Any, text_model: str) -> None:
+        """Attach one caption vector per item (zero rows for items without a caption),
+        embedded by ``text_model``; kept as float16 (cosines lose < 1e-3)."""
+        arr = np.asarray(vectors)
+        if arr.ndim != 2 or arr.shape[0] != self.count or not arr.shape[1]:
+            raise InputError(
+                f"caption vectors must be [{self.count}, d >= 1]; got {list(arr.shape)}"
+            )
+        if not np.isfinite(arr).all():
+            raise InputError("caption vectors contain NaN or infinite values")
+        self._caption_vectors = arr.astype(np.float16, copy=False)
+        self.text_model = text_model
 
     # -- views --------------------------------------------------------------------------
     @property
@@ -493,6 +524,7 @@ class GalleryIndex:
                     self._captions,
                     self._views,
                     self._index,
+                    self._caption_vectors,
                 )
         except OSError as exc:
             raise IndexFileError(f"could not write the index to {path}: {exc}") from exc
@@ -523,6 +555,16 @@ class GalleryIndex:
         loaded.model, loaded.pretrained = meta.model, meta.pretrained
         loaded.image_root, loaded.created = meta.image_root, meta.created
         loaded.text_model = meta.text_model
+        loaded._caption_vectors = None
+        caption_vectors = archive.caption_vectors
+        if caption_vectors is not None:
+            if caption_vectors.ndim != 2 or caption_vectors.shape[0] != len(ids):
+                raise IndexFileError(
+                    f"{path} is inconsistent ({CAPTION_VECTORS_MEMBER} is "
+                    f"{list(caption_vectors.shape)}, not [{len(ids)}, d]); rebuild it with "
+                    "`convir index`"
+                )
+            loaded._caption_vectors = caption_vectors.astype(np.float16, copy=False)
         loaded._captions, loaded.captions_source = None, None
         if captions is not None:
             if not isinstance(captions, list) or len(captions) != len(ids):

@@ -11,6 +11,11 @@ Query vectors (all unit-normalised):
   (``convir.tools.stitch_query``: the published edit-text mix, or our reference image minus
   its caption), see docs/stitch.md.
 
+On an index with caption vectors (``convir index FOLDER --captions F --text-model NAME``),
+a text or DAR turn's pool cosines become ``(1 - w) cos(q, x) + w cos(t', c_x)`` with ``w =
+caption_weight``, ``t'`` the query text by the text model and ``c_x`` the item's caption vector
+(0 for an item without a caption): the caption channel reorders the image channel's pool.
+
 The first ``pool`` hits are rescored in logit units: ``cos(q, x) / T + beta * sum_j log
 p(answer_j | x)`` over the answers given so far (zero-shot answer model, ``answers.py``), so
 an answered question also filters the candidates directly, not only through the wording of
@@ -197,6 +202,9 @@ def _update(
     positions: np.ndarray,
 ) -> dict:
     turns = state.get("dialogue", [])[1:]
+    cos, fused = fuse_captions(resources, config, state, cos, positions)
+    if fused:
+        how += f" + captions w={config.caption_weight}"
     ids, scores = rank_pool(
         resources, cos, positions, turns, answers, config, state.get("asked_options")
     )
@@ -208,6 +216,25 @@ def _update(
             + ", ".join(f"{i} ({s:.2f})" for i, s in zip(ids[:3], scores[:3], strict=False))
         ],
     }
+
+
+def fuse_captions(
+    resources: Resources,
+    config: AgentConfig,
+    state: ConvState,
+    cos: np.ndarray,
+    positions: np.ndarray,
+) -> tuple[np.ndarray, bool]:
+    """The pool's cosines with the caption channel mixed in (module docstring), and whether
+    it was: only with ``caption_weight`` > 0, caption vectors, and a text or DAR turn."""
+    w = config.caption_weight
+    if w <= 0 or not len(positions) or not resources.has_caption_channel:
+        return cos, False
+    text = _query_text(config, state)
+    if text is None:  # STiTch searches with its descriptions' image-space vectors
+        return cos, False
+    captions = resources.caption_cosines(text, positions)
+    return ((1.0 - w) * cos + w * captions).astype(np.float32), True
 
 
 def _turn_query(state: ConvState) -> str:
