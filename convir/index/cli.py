@@ -146,8 +146,10 @@ def index_command(
     text_model: str | None = typer.Option(
         None,
         "--text-model",
-        help="sentence-transformers model for --captions-only: all-MiniLM-L6-v2 (extra "
-        "convir[text]) or a model folder.",
+        help="sentence-transformers model (all-MiniLM-L6-v2, extra convir[text], or a model "
+        "folder) that embeds the texts: of --captions-only, or with FOLDER and "
+        "--captions/--captioner the images' captions (caption vectors; fused into retrieval "
+        "by the agent's caption_weight).",
     ),
 ) -> None:
     """Embed every image under FOLDER and write a FAISS index file (unreadable files are
