@@ -44,6 +44,20 @@ VAGUE_NOUNS = frozenset(
     array assortment collection couple few series range element elements edge middle surface
     look appearance top bottom front back left right center""".split()
 )
+# Quantities and determiners a tagger may call adjectives ("several guinea pigs").
+QUANTIFIERS = frozenset(
+    """several many few multiple various numerous other another both each all more most some
+    single couple pair dozen""".split()
+)
+# Parts of a body: asked about only with an attribute ("brown fur"), never doing anything.
+BODY_PARTS = frozenset(
+    """fur hair head eye eyes ear ears tail paw paws nose face leg legs arm arms hand hands
+    mouth tongue foot feet neck back body skin beak wing wings horn horns whisker whiskers
+    teeth tooth finger fingers""".split()
+)
+# Colour shades that modify the colour after them ("light brown dog").
+SHADES = frozenset("light dark pale bright deep vivid".split())
+UNITS = frozenset("milliliter ml inch inches cm mm oz ounce percent liter litre".split())
 # What things are made of: an attribute ("a leather bag"), not a thing to ask about.
 MATERIALS = frozenset(
     """metal leather plastic wood wooden glass fabric cotton stone concrete steel paper wool
@@ -146,10 +160,16 @@ _CLAUSE_CUT = re.compile(
 )
 
 
+# "a dog with a red collar is standing": the dog stands, the collar is an aside.
+_WITH_ASIDE = re.compile(r"\bwith\b([^.;:!?]*?)\b(is|are|was|were)\b([^.;:!?]*)")
+
+
 @functools.lru_cache(maxsize=200_000)
 def clauses(text: str) -> tuple[tuple[str, ...], ...]:
-    """A text's clauses, each as its words' lemmas in order (function words kept)."""
-    parts = _CLAUSE_CUT.split(text.lower().replace("grey", "gray"))
+    """A text's clauses, each as its words' lemmas in order (function words kept). A "with"
+    phrase between a subject and its verb becomes a clause of its own after the verb's."""
+    text = _WITH_ASIDE.sub(lambda m: f"{m[2]}{m[3]}; {m[1]}", text.lower())
+    parts = _CLAUSE_CUT.split(text.replace("grey", "gray"))
     out = []
     for part in parts:
         ws = words(part)
@@ -175,7 +195,10 @@ class Mention:
     place: str | None = None
 
     def phrase(self, modifiers: tuple[str, ...] | None = None, place: bool = False) -> str:
-        mods = self.modifiers if modifiers is None else modifiers
+        mods = list(self.modifiers if modifiers is None else modifiers)
+        for k in range(len(mods) - 1, 0, -1):  # "blue and orange shoe", not "blue orange shoe"
+            if mods[k] in COLOURS and mods[k - 1] in COLOURS:
+                mods.insert(k, "and")
         text = " ".join((*mods, self.noun))
         return f"{text} {self.place}" if place and self.place else text
 
@@ -244,6 +267,12 @@ def _ing(verb: str, surface: str) -> str:
 
 
 _NOUN = ("NN", "NNS", "NNP", "NNPS")
+# Verbs that present the picture ("the image features", "showing", "displayed").
+_META_VERBS = frozenset(
+    """feature features featuring featured show shows showing shown depict depicts depicting
+    depicted display displays displaying displayed include includes including contain
+    contains containing present presented presenting""".split()
+)
 _MOD = ("JJ", "JJR", "JJS", "VBN", "VBG", "NN", "NNS", "NNP", "NNPS", "CD")
 
 
@@ -255,7 +284,7 @@ def _noun_phrase(tags: list[tuple[str, str]], i: int) -> tuple[int, Mention | No
     start = j
     while j < len(tags):
         w, t = tags[j]
-        if t in _MOD or w in COLOURS:
+        if t in _MOD or w in COLOURS or w in SHADES:
             j += 1
         elif (
             t == "CC"
@@ -270,12 +299,16 @@ def _noun_phrase(tags: list[tuple[str, str]], i: int) -> tuple[int, Mention | No
             break
     # the head is the last noun of the run; a participle after it starts a verb phrase
     end = j
-    while end > start and not (tags[end - 1][1] in _NOUN and tags[end - 1][0] not in COLOURS):
+    while end > start and not (
+        tags[end - 1][1] in _NOUN
+        and tags[end - 1][0] not in COLOURS
+        and not (tags[end - 1][0] in SHADES and end < j and tags[end][0] in COLOURS)
+    ):
         end -= 1
     if end == start:
         return max(j, i + 1), None
     head_word = tags[end - 1][0]
-    skip = META_NOUNS | VAGUE_NOUNS | MATERIALS | FUNCTION_WORDS
+    skip = META_NOUNS | VAGUE_NOUNS | MATERIALS | FUNCTION_WORDS | UNITS | QUANTIFIERS
     noun = _singular(head_word)
     if head_word in skip or noun in skip or not head_word.isalpha():
         return end, None
@@ -285,6 +318,8 @@ def _noun_phrase(tags: list[tuple[str, str]], i: int) -> tuple[int, Mention | No
         if w != "and"
         and w not in META_NOUNS
         and w not in VAGUE_NOUNS
+        and w not in QUANTIFIERS
+        and w not in _META_VERBS
         and t != "CD"
         and w.replace("-", "").isalpha()
     )
@@ -342,7 +377,8 @@ def parse(text: str) -> Parse | None:
                         m = Mention(m.head, m.noun, m.modifiers, place)
                     mentions.append(m)
                     # "a wolf with a black nose is lying": the wolf is, not its nose
-                    if i == 0 or tags[i - 1][0] not in ("with", "of", "has", "have"):
+                    after_with = i > 0 and tags[i - 1][0] in ("with", "of", "has", "have", "its")
+                    if not after_with and m.head not in BODY_PARTS:
                         last = m
                 i = end
                 continue

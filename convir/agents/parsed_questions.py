@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from convir.agents.language import (
+    BODY_PARTS,
     COLOURS,
     PEOPLE,
     PLURAL_ONLY,
@@ -69,7 +70,8 @@ def proposals(text: str, said: frozenset[str]) -> list[Proposal]:
     for m in parsed.mentions:
         known = m.head in said or m.head == "background"  # every picture has one
         there = "are there" if m.noun in PLURAL_ONLY else "is there"
-        out.append(Proposal(m.noun, f"{there} {_a(m.noun, m.head)}?"))
+        if m.head not in BODY_PARTS:  # "is there a head?" is not a question about a picture
+            out.append(Proposal(m.noun, f"{there} {_a(m.noun, m.head)}?"))
         for mod in m.modifiers:
             phrase = f"{mod} {m.noun}"
             if mod in COLOURS or mod in SIZES:
@@ -99,10 +101,17 @@ def proposals(text: str, said: frozenset[str]) -> list[Proposal]:
 
 
 def choice_questions(
-    found: Sequence[Proposal], share: dict[str, float], most: int = 5
+    found: Sequence[Proposal],
+    share: dict[str, float],
+    holders: dict[str, frozenset[int]],
+    most: int = 5,
 ) -> list[tuple[str, tuple[str, ...], tuple[str | None, ...]]]:
     """(question, options, facts) for each slot with two or more values among the
-    candidates: the colour, place or activity of one kind of thing."""
+    candidates: the colour, place or activity of one kind of thing.
+
+    Options must be alternatives: a value is offered only if no candidate's text states it
+    together with a value already offered (a "black and white dog" keeps "black dog" and
+    "white dog" out of one question), taking values by their share, largest first."""
     groups: dict[tuple[str, str], dict[str, Proposal]] = {}
     for p in found:
         if p.slot is not None and p.fact in share:
@@ -111,7 +120,18 @@ def choice_questions(
     for (kind, thing), values in groups.items():
         if len(values) < 2:
             continue
-        kept = sorted(values.values(), key=lambda p: -share[p.fact])[:most]
+        kept: list[Proposal] = []
+        taken: set[int] = set()
+        for p in sorted(values.values(), key=lambda p: -share[p.fact]):
+            who = holders.get(p.fact, frozenset())
+            if who & taken:
+                continue
+            kept.append(p)
+            taken |= who
+            if len(kept) == most:
+                break
+        if len(kept) < 2:
+            continue
         kept.sort(key=lambda p: p.value)  # the same choice is worded the same next turn
         listed = ", ".join(p.value for p in kept[:-1]) + " or " + kept[-1].value
         if kind == "colour":

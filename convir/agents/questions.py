@@ -266,11 +266,13 @@ class CaptionBank:
                 found.setdefault(p.fact, p)
         index = ClauseIndex(texts)
         share: dict[str, float] = {}
+        holders: dict[str, frozenset[int]] = {}
         split: dict[frozenset[int], str] = {}
         for fact in found:
             if _content(fact) <= said:
                 continue  # the dialogue said it already
             who = index.holders(fact)
+            holders[fact] = frozenset(who)
             f = float(w[list(who)].sum()) if who else 0.0
             if not self.min_share <= f <= 1 - self.min_share:
                 continue
@@ -282,7 +284,7 @@ class CaptionBank:
         asks = [Askable(found[f].question, ("yes", "no"), (f, None)) for f in kept]
         choices = [
             Askable(text, options, facts)
-            for text, options, facts in choice_questions(list(found.values()), share)
+            for text, options, facts in choice_questions(list(found.values()), share, holders)
         ]
         return choices + asks
 
