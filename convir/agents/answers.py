@@ -27,6 +27,7 @@ are read as facts by the generic rules of ``turn_to_fact`` and scored against "n
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import BaseModel, Field
 
+from convir.agents.language import content_lemmas
 from convir.agents.questions import Askable
 from convir.agents.text_reader import PoolTexts
 from convir.errors import LLMError
@@ -243,6 +245,9 @@ def turn_question(turn: str, asked: Mapping[str, Mapping]) -> tuple[Askable, int
         ask = Askable(question + "?", options, tuple(facts) if facts is not None else None)
         if answer in options:
             return ask, options.index(answer)
+        meant = _option_meant(answer, options, facts_of(ask))
+        if meant is not None:
+            return ask, meant
         extra = fact(question, answer)
         if not extra or not options:
             return None
@@ -252,6 +257,37 @@ def turn_question(turn: str, asked: Mapping[str, Mapping]) -> tuple[Askable, int
         return None
     ask = Askable(question + "?", ("yes", "no"), (stated, None))
     return ask, 1 if answer == "no" or answer.startswith("no ") else 0
+
+
+def _option_meant(
+    answer: str, options: tuple[str, ...], facts: tuple[str | None, ...]
+) -> int | None:
+    """Which offered option a free answer means: "yeah, it is" -> yes, "nope" -> no, "it's
+    red" -> "red bus" (the one option whose fact holds every content word of the answer),
+    "neither" -> "none of these"; None when it means none of them clearly."""
+    from convir.models.refiner import _FILLER, _NEGATIVE, _SO, _UNSURE, _YES
+
+    if _UNSURE.search(answer) or _DOUBT.match(answer):
+        return None
+    if options[:2] == ("yes", "no"):
+        if _YES.match(answer) or _SO.match(answer):
+            return 0
+        if _NEGATIVE.match(answer):
+            return 1
+        return None
+    said = content_lemmas(_FILLER.sub("", answer.replace("'s ", " is "))) - _FILLER_WORDS
+    if said:
+        fits = [i for i, f in enumerate(facts) if f and said <= content_lemmas(f)]
+        if len(fits) == 1:
+            return fits[0]
+    if _NEGATIVE.match(answer) or answer in ("neither", "none", "nothing"):
+        blank = [i for i, f in enumerate(facts) if f is None]
+        return blank[0] if blank else None
+    return None
+
+
+_DOUBT = re.compile(r"^(i don'?t know|not sure|unknown|no idea|maybe|hard to say)\b")
+_FILLER_WORDS = frozenset("yes yeah yep it be look like think i seem mostly just".split())
 
 
 def _reader(captions: Sequence[str | None] | PoolTexts | None) -> PoolTexts | None:

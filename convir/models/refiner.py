@@ -108,8 +108,10 @@ def turn_to_fact(question: str, answer: str) -> str | None:
     if _SO.match(a):
         a = "yes"
     listed = _LISTING.search(q)
-    if listed:  # an offered choice: the chosen option states the whole fact
-        return a
+    if listed:  # an offered choice: a chosen option states the whole fact ("red bus")
+        if len(a.split()) > 1:
+            return a
+        q = q[: listed.start()].strip()  # a one-word answer ("blue") reads with the question
     rules: list[tuple[str, str]] = [
         (r"^how many (?:objects|shapes|things) are there$", "{a} objects"),
         (r"^what colou?r is the background$", "on a {a} background"),

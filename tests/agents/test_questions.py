@@ -181,3 +181,25 @@ def test_the_testbed_user_answers_any_bank_from_the_record(user_and_scene):
         assert said in q.options or said == "i don't know"
         if q.options == ("yes", "no") and said != "i don't know":
             assert (said == "yes") == states(full_caption(scene), q.facts[0]), q.text
+
+
+def test_a_free_answer_to_an_asked_question_means_one_of_its_options():
+    colour = Askable(
+        "what colour is the bus: red or white?",
+        ("red bus", "white bus", NONE_OPTION),
+        ("red bus", "white bus", None),
+    )
+    asked = {colour.text: colour.to_state()}
+    picked = {
+        a: turn_question(f"{colour.text} {a}", asked) for a in ("it's red", "white", "neither")
+    }
+    assert {a: got[1] for a, got in picked.items()} == {"it's red": 0, "white": 1, "neither": 2}
+    assert turn_question(f"{colour.text} no idea", asked) is None  # no evidence either way
+    blue, index = turn_question(f"{colour.text} blue", asked)
+    assert blue.facts[index] == "blue bus"  # an answer outside the options joins as a fact
+    running = Askable("is the dog running?", ("yes", "no"), ("dog running", None))
+    asked = {running.text: running.to_state()}
+    said = {a: turn_question(f"{running.text} {a}", asked) for a in ("yeah, it is", "i think so")}
+    assert [got[1] for got in said.values()] == [0, 0]
+    assert turn_question(f"{running.text} no, it is sitting", asked)[1] == 1
+    assert turn_question(f"{running.text} not sure", asked) is None
