@@ -374,8 +374,8 @@ def caption_word(word: str) -> str:
     simulated user only needs the same word in a question and a caption to reduce alike."""
     w = word.lower().strip("'")
     if w in _IRREGULAR:
-        return _IRREGULAR[w]
-    if len(w) > 4 and w.endswith("ies"):
+        w = _IRREGULAR[w]  # then the final-e rule, as for the base form ("geese" -> "goose")
+    elif len(w) > 4 and w.endswith("ies"):
         w = w[:-3] + "y"
     elif w.endswith(("ches", "shes", "xes", "zes", "sses")):
         w = w[:-2]
