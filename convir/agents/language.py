@@ -55,6 +55,12 @@ BODY_PARTS = frozenset(
     mouth tongue foot feet neck back body skin beak wing wings horn horns whisker whiskers
     teeth tooth finger fingers""".split()
 )
+# What a thing can be doing without an object: the values of one "what is it doing?" slot.
+POSTURES = frozenset(
+    """sit stand lie run walk sleep rest swim fly jump play eat drink smile pose perch graze
+    kneel climb dance sing laugh wait crouch float hang lean graze surf ski skate fish race
+    cry bark stretch yawn""".split()
+)
 # Colour shades that modify the colour after them ("light brown dog").
 SHADES = frozenset("light dark pale bright deep vivid".split())
 UNITS = frozenset("milliliter ml inch inches cm mm oz ounce percent liter litre".split())
@@ -377,7 +383,11 @@ def parse(text: str) -> Parse | None:
                         m = Mention(m.head, m.noun, m.modifiers, place)
                     mentions.append(m)
                     # "a wolf with a black nose is lying": the wolf is, not its nose
-                    after_with = i > 0 and tags[i - 1][0] in ("with", "of", "has", "have", "its")
+                    # a thing after a preposition ("on the beach wearing") is not the subject
+                    after_with = i > 0 and (
+                        tags[i - 1][0] in ("with", "of", "has", "have", "its")
+                        or tags[i - 1][1] == "IN"
+                    )
                     if not after_with and m.head not in BODY_PARTS:
                         last = m
                 i = end

@@ -30,6 +30,7 @@ from convir.agents.language import (
     COLOURS,
     PEOPLE,
     PLURAL_ONLY,
+    POSTURES,
     SIZES,
     Parse,
     content_lemmas,
@@ -42,6 +43,7 @@ MASS_NOUNS = frozenset(
     mud ice smoke fire paper rain fog foliage wood cream sauce grassland traffic""".split()
 )
 NONE_OPTION = "none of these"
+PLURAL_SUBJECTS = frozenset("people children men women cattle sheep deer fish".split())
 
 
 @dataclass(frozen=True)
@@ -90,13 +92,18 @@ def proposals(text: str, said: frozenset[str]) -> list[Proposal]:
             wording = f"is the {thing} {m.place}?" if known else f"is there {_a(fact, m.head)}?"
             out.append(Proposal(fact, wording, ("place", thing), m.place))
     for act in parsed.actions:
-        who = "someone" if act.subject in PEOPLE else f"the {act.subject}"
-        if act.subject not in PEOPLE and act.subject not in said:
-            who = f"there {_a(act.subject, act.subject)}"
+        be = "are" if act.subject in PLURAL_SUBJECTS else "is"
+        who = f"the {act.subject}"
+        if act.subject in PEOPLE:
+            be, who = "is", "someone"
+        elif act.subject not in said:
+            be, who = "is", f"there {_a(act.subject, act.subject)}"
         doing = f"{act.subject} {act.ing}"
-        out.append(Proposal(doing, f"is {who} {act.ing}?", ("action", act.subject), act.ing))
+        if act.verb in POSTURES:  # "is the dog sleeping?"; "is someone using?" says nothing
+            slot = ("action", act.subject)
+            out.append(Proposal(doing, f"{be} {who} {act.ing}?", slot, act.ing))
         if act.rest:
-            out.append(Proposal(f"{doing} {act.rest}", f"is {who} {act.ing} {act.rest}?"))
+            out.append(Proposal(f"{doing} {act.rest}", f"{be} {who} {act.ing} {act.rest}?"))
     return out
 
 
@@ -141,8 +148,8 @@ def choice_questions(
         elif kind == "place":
             text = f"where is the {thing}: {listed}?"
         else:
-            who = "the person" if thing in PEOPLE and thing == "person" else f"the {thing}"
-            text = f"what is {who} doing: {listed}?"
+            be = "are" if thing in PLURAL_SUBJECTS else "is"
+            text = f"what {be} the {thing} doing: {listed}?"
         options = tuple(p.fact for p in kept)
         out.append((text, (*options, NONE_OPTION), (*options, None)))
     return out
