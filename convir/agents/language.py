@@ -290,6 +290,8 @@ def _noun_phrase(tags: list[tuple[str, str]], i: int) -> tuple[int, Mention | No
     start = j
     while j < len(tags):
         w, t = tags[j]
+        if t in ("VBG", "VBN") and j > start and tags[j - 1][1] in _NOUN:
+            break  # "the beach wearing": a participle after a noun starts a verb phrase
         if t in _MOD or w in COLOURS or w in SHADES:
             j += 1
         elif (
@@ -398,7 +400,7 @@ def parse(text: str) -> Parse | None:
                     rest = None
                     if i + 1 < len(tags):
                         end, obj = _noun_phrase(tags, i + 1)
-                        if obj is not None and tags[i + 1][1] in ("DT", "PRP$", "CD", *_NOUN):
+                        if obj is not None and tags[i + 1][1] in ("DT", "PRP$", "CD", "JJ", *_NOUN):
                             rest = f"a {obj.phrase()}"
                         else:
                             _, rest = _place_after(tags, i + 1)
