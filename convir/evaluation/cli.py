@@ -197,7 +197,9 @@ def run_command(
         None,
         "--text-model",
         help="captions: the sentence model that embeds the gallery's texts and the queries "
-        "(a name such as all-MiniLM-L6-v2, or a sentence-transformers folder).",
+        "(a name such as all-MiniLM-L6-v2, or a sentence-transformers folder). testbed with "
+        "--via-index: the index also stores caption vectors of the --captioner's texts, fused "
+        "into retrieval by --agent-config caption_weight=W.",
     ),
     dialogues: int | None = typer.Option(
         None,
@@ -293,10 +295,25 @@ def run_command(
     if not use_ray and (ray_address is not None or ray_actors is not None):
         raise InputError("--ray-address and --ray-actors apply with --ray only; add --ray")
     captions_run = benchmark is Benchmark.captions
-    if not captions_run and (annotations is not None or text_model is not None):
-        raise InputError("--annotations and --text-model are for --benchmark captions")
+    if not captions_run and annotations is not None:
+        raise InputError("--annotations is for --benchmark captions")
     if via_index and benchmark is not Benchmark.testbed:
         raise InputError("--via-index is for --benchmark testbed (chatir already uses --index)")
+    if text_model is not None and not captions_run and not via_index:
+        raise InputError(
+            "--text-model is for --benchmark captions, or --benchmark testbed with --via-index "
+            "(the index then stores caption vectors of the --captioner's texts); chatir's "
+            "index carries its own (`convir index FOLDER --captions F --text-model NAME`)"
+        )
+    if via_index:
+        from convir.evaluation.via_index import check_text_model
+
+        check_text_model(captioner.value, text_model)
+    if knobs.get("caption_weight", 0) > 0 and benchmark is Benchmark.testbed and not text_model:
+        raise InputError(
+            f"--agent-config caption_weight={knobs['caption_weight']} has no effect without "
+            "caption vectors: add --via-index --text-model all-MiniLM-L6-v2"
+        )
     labels = [s.value for s in strategies]
     agents = [s for s in labels if s != "concat"]
     modes = list(dict.fromkeys(q.value for q in questions))
@@ -378,6 +395,12 @@ def run_command(
         (out / "index").resolve() if captions_run else None,
     )
     setup, systems = build_systems(spec)
+    if knobs.get("caption_weight", 0) > 0 and not setup.resources.has_caption_channel:
+        raise InputError(
+            f"--agent-config caption_weight={knobs['caption_weight']} has no effect: this "
+            "gallery has no caption vectors (a captions-only gallery is searched by its texts "
+            "already; an image index needs `convir index FOLDER --captions F --text-model NAME`)"
+        )
     size = setup.resources.index.count
     if use_ray:
         runs = ray_runs(

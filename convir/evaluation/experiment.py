@@ -102,6 +102,7 @@ def testbed_setup(
     progress: bool,
     via_index: Path | None = None,
     captions: str = "testbed",
+    text_model: str | None = None,
 ) -> Setup:
     import numpy as np
 
@@ -120,10 +121,12 @@ def testbed_setup(
         from convir.evaluation.via_index import public_resources
 
         resources, gallery_ids = public_resources(
-            world, via_index, captions, generator=agents, progress=progress
+            world, via_index, captions, generator=agents, progress=progress, text_model=text_model
         )
         resources.llm = llm
         how = f"via index, texts: {captions}"
+        if text_model is not None:
+            how += f", caption vectors: {text_model}"
     else:
         resources = testbed_resources(
             gallery_size, seed, llm=llm, generator=agents, progress=progress
@@ -189,7 +192,7 @@ class RunSpec:
     knobs: tuple[tuple[str, Any], ...] = ()  # --agent-config overrides, validated
     engine: str = "batched"  # batched | graph
     annotations: Path | None = None  # captions: the caption file (its own benchmark)
-    text_model: str | None = None  # captions: the sentence model's name or folder
+    text_model: str | None = None  # captions, or via_index: the sentence model's name or folder
     index_folder: Path | None = None  # captions: where the gallery's index is kept
 
     @property
@@ -247,6 +250,7 @@ def build_systems(spec: RunSpec) -> tuple[Setup, dict[str, Any]]:
             spec.progress,
             spec.via_index,
             spec.captions,
+            spec.text_model,
         )
     systems: dict[str, Any] = {}
     for label in spec.labels:

@@ -2,14 +2,17 @@
 
 ``convir eval run --via-index`` writes the testbed world as a folder of PNGs, indexes it
 with the very function behind ``convir index`` (texts from the shipped captioner, from the
-gallery's captions file as metadata, or none), and hands the agent only what that index
-holds. The world stays with the simulated user, who knows which file is its target.
+gallery's captions file as metadata, or none; with a text model, those texts' caption
+vectors too, which ``AgentConfig.caption_weight`` fuses into retrieval), and hands the agent
+only what that index holds. The world stays with the simulated user, who knows which file is its target.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -42,19 +45,43 @@ def gallery_folder(world: World, root: Path, progress: bool) -> Path:
     return folder
 
 
-def index_gallery(folder: Path, captions: CaptionSource, progress: bool) -> Path:
-    """``convir index FOLDER`` with the chosen texts; the index file is kept and reused."""
+def check_text_model(captions: str, text_model: str | None) -> None:
+    """A text model embeds the gallery's texts: refused when the gallery gets none."""
+    if text_model is not None and captions == "none":
+        raise InputError(
+            "--text-model embeds the gallery's texts into caption vectors, and --captioner "
+            "none gives it no texts; use --captioner testbed or metadata"
+        )
+
+
+def index_name(captions: str, text_model: str | None) -> str:
+    """The index file's name: one per (texts, text model), so each is built once and reused."""
+    if text_model is None:
+        return f"gallery-{captions}.index"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", text_model.strip()).strip("._")[-40:]
+    digest = hashlib.sha256(text_model.strip().encode()).hexdigest()[:8]
+    return f"gallery-{captions}-text-{slug}-{digest}.index"
+
+
+def index_gallery(
+    folder: Path, captions: CaptionSource, progress: bool, text_model: str | None = None
+) -> Path:
+    """``convir index FOLDER`` with the chosen texts (and, with ``text_model``, their
+    caption vectors: ``--text-model``); the index file is kept and reused."""
     if captions not in CAPTION_SOURCES:
         raise InputError(f"--captioner must be one of {', '.join(CAPTION_SOURCES)}")
-    out = folder / f"gallery-{captions}.index"
+    check_text_model(captions, text_model)
+    out = folder / index_name(captions, text_model)
     if out.is_file():
         return out
     with contextlib.redirect_stdout(sys.stderr):  # its summary line; stdout may be --json
-        _index(folder, out, captions, progress)
+        _index(folder, out, captions, progress, text_model)
     return out
 
 
-def _index(folder: Path, out: Path, captions: CaptionSource, progress: bool) -> None:
+def _index(
+    folder: Path, out: Path, captions: CaptionSource, progress: bool, text_model: str | None
+) -> None:
     from convir.index.cli import build_index
 
     build_index(
@@ -64,19 +91,27 @@ def _index(folder: Path, out: Path, captions: CaptionSource, progress: bool) -> 
         progress=progress,
         captions=folder / "captions.jsonl" if captions == "metadata" else None,
         captioner="testbed" if captions == "testbed" else None,
+        text_model=text_model,
     )
 
 
 def public_resources(
-    world: World, root: Path, captions: CaptionSource, *, generator: bool, progress: bool
+    world: World,
+    root: Path,
+    captions: CaptionSource,
+    *,
+    generator: bool,
+    progress: bool,
+    text_model: str | None = None,
 ) -> tuple[Resources, list[str]]:
     """The agent's view of the indexed gallery (built as ``convir chat --index`` builds it),
-    and the gallery id of every scene."""
+    and the gallery id of every scene; with ``text_model``, the index holds caption vectors."""
     from convir.chat import _resources
     from convir.testbed.gallery import image_relpath
 
+    check_text_model(captions, text_model)  # before writing any files
     folder = gallery_folder(world, root, progress)
-    path = index_gallery(folder, captions, progress)
+    path = index_gallery(folder, captions, progress, text_model)
     resources = _resources(path, None, None, None, None, generator, want_llm=False)
     ids = [image_relpath(i) for i in range(world.size)]
     held = set(resources.index.ids)

