@@ -299,10 +299,11 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(report))
         return report
     cfg = report["config"]
-    print(
-        f"Per-turn latency, testbed gallery {cfg['gallery_size']}, {cfg['torch_threads']} torch "
-        f"threads, {cfg['cpus']} CPUs (setup {cfg['setup_s']} s)"
-    )
+    if resources is not None:
+        print(
+            f"Per-turn latency, testbed gallery {cfg['gallery_size']}, {cfg['torch_threads']} "
+            f"torch threads, {cfg['cpus']} CPUs (setup {cfg['setup_s']} s)"
+        )
     if "captions" in report:
         c = report["captions"]
         print(

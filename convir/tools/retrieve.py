@@ -15,6 +15,8 @@ On an index with caption vectors (``convir index FOLDER --captions F --text-mode
 a text or DAR turn's pool cosines become ``(1 - w) cos(q, x) + w cos(t', c_x)`` with ``w =
 caption_weight``, ``t'`` the query text by the text model and ``c_x`` the item's caption vector
 (0 for an item without a caption): the caption channel reorders the image channel's pool.
+The default ``w`` is 0.5 (measured, docs/agent.md); an index without caption vectors is
+searched exactly as before (:func:`fuse_captions` returns the cosines untouched).
 
 The first ``pool`` hits are rescored in logit units: ``cos(q, x) / T + beta * sum_j log
 p(answer_j | x)`` over the answers given so far (zero-shot answer model, ``answers.py``), so

@@ -67,8 +67,46 @@ def test_caption_weight_fuses_the_caption_channel(captioned_index):
     turn = agent.start("t", "a kitten napping on the couch")
     assert turn.ranking[0] == "c.jpg"
     assert any("+ captions w=1.0" in line for line in turn.transcript)
-    plain = build_agent(resources, "text", read_captions=False).start("u", "a kitten")
-    assert not any("captions w=" in line for line in plain.transcript)
+    off = build_agent(resources, "text", caption_weight=0.0, read_captions=False)
+    assert not any("captions w=" in line for line in off.start("u", "a kitten").transcript)
+    default = build_agent(resources, "text", read_captions=False).start("v", "a kitten")
+    assert any("+ captions w=0.5" in line for line in default.transcript)  # measured default
+
+
+def test_caption_weight_changes_nothing_without_caption_vectors(
+    good_images, clip_checkpoint, tmp_path
+):
+    """The default caption_weight (0.5) is a no-op on an index without caption vectors:
+    fuse_captions returns the pool's cosines untouched, so rankings and scores are those of
+    caption_weight=0."""
+    from convir.agent import build_agent
+    from convir.state import AgentConfig
+    from convir.tools.retrieve import fuse_captions
+
+    root, _ = good_images
+    file = tmp_path / "captions.jsonl"
+    file.write_text(
+        "".join(json.dumps({"path": p, "caption": c}) + "\n" for p, c in CAPTIONS.items())
+    )
+    out = build_index(
+        root, tmp_path / "texts.index", model=TESTBED_MODEL, pretrained=str(clip_checkpoint),
+        captions=file, progress=False, workers=1,
+    )  # fmt: skip
+    resources = Resources.open(out)
+    assert resources.captions is not None and not resources.has_caption_channel
+    assert AgentConfig().caption_weight == 0.5
+    cos = np.array([0.3, 0.2, 0.1], np.float32)
+    state = {"strategy": "text", "query": "a kitten", "dialogue": ["a kitten"]}
+    fused, used = fuse_captions(resources, AgentConfig(), state, cos, np.arange(3))
+    assert fused is cos and not used
+    for message in ("a kitten napping on the couch", "a red bus"):
+        turns = [
+            build_agent(resources, "text", caption_weight=w).start(f"{w}", message)
+            for w in (0.0, 0.5)
+        ]
+        assert turns[0].ranking == turns[1].ranking and turns[0].scores == turns[1].scores
+        assert turns[0].question == turns[1].question
+        assert not any("captions w=" in line for line in turns[1].transcript)
 
 
 def test_text_model_needs_captions_and_an_index_with_caption_vectors(
