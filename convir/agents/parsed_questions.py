@@ -29,9 +29,11 @@ from convir.agents.language import (
     BODY_PARTS,
     COLOURS,
     PEOPLE,
+    PLACE_WORDS,
     PLURAL_ONLY,
     POSTURES,
     SIZES,
+    Mention,
     Parse,
     content_lemmas,
     parse,
@@ -43,6 +45,7 @@ MASS_NOUNS = frozenset(
     mud ice smoke fire paper rain fog foliage wood cream sauce grassland traffic""".split()
 )
 NONE_OPTION = "none of these"
+OVERLAP = 0.25  # the share of a value's holders that may also hold an offered value
 PLURAL_SUBJECTS = frozenset("people children men women cattle sheep deer fish".split())
 
 
@@ -80,17 +83,25 @@ def proposals(text: str, said: frozenset[str]) -> list[Proposal]:
                 wording = f"is the {m.noun} {mod}?" if known else f"is there {_a(phrase, m.head)}?"
                 slot = ("colour", m.noun) if mod in COLOURS else ("size", m.noun)
                 out.append(Proposal(phrase, wording, slot, mod))
+                if mod in COLOURS:  # the same fact answers "which blue thing is there?"
+                    out.append(Proposal(phrase, wording, ("thing", mod), _a(m.noun, m.head)))
             else:
                 out.append(Proposal(phrase, f"{there} {_a(phrase, m.head)}?"))
         if len(m.modifiers) > 1:
             phrase = m.phrase()
             out.append(Proposal(phrase, f"{there} {_a(phrase, m.head)}?"))
+        out += _narrowed(m, there)
         if m.place:
             colour = next((x for x in m.modifiers if x in COLOURS), None)
             thing = f"{colour} {m.noun}" if colour else m.noun
             fact = f"{thing} {m.place}"
             wording = f"is the {thing} {m.place}?" if known else f"is there {_a(fact, m.head)}?"
             out.append(Proposal(fact, wording, ("place", thing), m.place))
+            if len(m.modifiers) > 1:  # "is there a small red diamond at the bottom right?"
+                full = m.phrase(place=True)
+                out.append(Proposal(full, f"{there} {_a(full, m.head)}?"))
+            if any(w in PLACE_WORDS for w in m.place.split()):  # "anything at the top left?"
+                out.append(Proposal(m.place, f"is there anything {m.place}?"))
     for act in parsed.actions:
         be = "are" if act.subject in PLURAL_SUBJECTS else "is"
         who = f"the {act.subject}"
@@ -107,31 +118,61 @@ def proposals(text: str, said: frozenset[str]) -> list[Proposal]:
     return out
 
 
+def _narrowed(m: Mention, there: str) -> list[Proposal]:
+    """Slots of a thing narrowed by its other attributes: the colour of the small dog, of the
+    dog on the couch; which small red thing there is."""
+    colour = next((x for x in m.modifiers if x in COLOURS), None)
+    size = next((x for x in m.modifiers if x in SIZES), None)
+    out = []
+    if colour and size:
+        fact = f"{size} {colour} {m.noun}"
+        wording = f"{there} {_a(fact, m.head)}?"
+        out.append(Proposal(fact, wording, ("colour", f"{size} {m.noun}"), colour))
+        out.append(Proposal(fact, wording, ("thing", f"{size} {colour}"), _a(m.noun, m.head)))
+    if colour and m.place:
+        fact = f"{colour} {m.noun} {m.place}"
+        out.append(
+            Proposal(
+                fact, f"{there} {_a(fact, m.head)}?", ("colour", f"{m.noun} {m.place}"), colour
+            )
+        )
+    return out
+
+
 def choice_questions(
     found: Sequence[Proposal],
     share: dict[str, float],
     holders: dict[str, frozenset[int]],
+    said: frozenset[str] = frozenset(),
     most: int = 5,
 ) -> list[tuple[str, tuple[str, ...], tuple[str | None, ...]]]:
     """(question, options, facts) for each slot with two or more values among the
     candidates: the colour, place or activity of one kind of thing.
 
-    Options must be alternatives: a value is offered only if no candidate's text states it
-    together with a value already offered (a "black and white dog" keeps "black dog" and
-    "white dog" out of one question), taking values by their share, largest first."""
+    Options must be alternatives: a value is offered only if few of the clauses that state
+    it (at most :data:`OVERLAP`; ``holders``: each fact's clauses) also state a value
+    already offered, taking values by their share, largest first. "A black and white dog"
+    keeps "black dog" and "white dog" out of one question (one thing, two colours); "a red
+    square, a blue square" does not stop "what colour is the square?" (two things, each of
+    one colour: either answer is true and the reader reads both). A slot
+    the dialogue has filled (``said``: the facts it states) is not asked again, whatever the
+    wording: "a brown star on the left" answers "where is the brown star?"."""
     groups: dict[tuple[str, str], dict[str, Proposal]] = {}
+    answered: set[tuple[str, str]] = set()  # slots the dialogue has filled already
     for p in found:
         if p.slot is not None and p.fact in share:
             groups.setdefault(p.slot, {}).setdefault(p.value, p)
+        elif p.slot is not None and p.fact in said:
+            answered.add(p.slot)
     out = []
     for (kind, thing), values in groups.items():
-        if len(values) < 2:
+        if len(values) < 2 or (kind, thing) in answered:
             continue
         kept: list[Proposal] = []
         taken: set[int] = set()
         for p in sorted(values.values(), key=lambda p: -share[p.fact]):
             who = holders.get(p.fact, frozenset())
-            if who & taken:
+            if len(who & taken) > OVERLAP * len(who):
                 continue
             kept.append(p)
             taken |= who
@@ -145,6 +186,8 @@ def choice_questions(
             text = f"what colour is the {thing}: {listed}?"
         elif kind == "size":
             text = f"how big is the {thing}: {listed}?"
+        elif kind == "thing":
+            text = f"which {thing} thing is there: {listed}?"
         elif kind == "place":
             text = f"where is the {thing}: {listed}?"
         else:

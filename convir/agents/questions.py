@@ -30,6 +30,7 @@ from convir.agents.language import META_NOUNS, PLACE_WORDS, content_lemmas, has_
 from convir.agents.language import clauses as lemma_clauses
 from convir.agents.parsed_questions import (
     NONE_OPTION,
+    Proposal,
     choice_questions,
     dialogue_lemmas,
     entropy,
@@ -204,6 +205,14 @@ class ClauseIndex:
 
     def holders(self, fact_text: str) -> set[int]:
         """The rows of the texts that state ``fact_text``."""
+        return {self._where[c][0] for c in self.clauses_stating(fact_text)}
+
+    def rows_of(self, clauses: set[int]) -> set[int]:
+        """The rows of the texts these clauses belong to."""
+        return {self._where[c][0] for c in clauses}
+
+    def clauses_stating(self, fact_text: str) -> set[int]:
+        """The clauses (numbered across all texts) that state ``fact_text``."""
         want = sorted(_content(fact_text), key=lambda w: len(self._by_word.get(w, ())))
         if not want:
             return set()
@@ -213,7 +222,7 @@ class ClauseIndex:
                 break
             hits &= self._by_word.get(w, set())
         place = _places(fact_text)
-        return {self._where[c][0] for c in hits if not place or self._where[c][1] == place}
+        return {c for c in hits if not place or self._where[c][1] == place}
 
 
 def _holders(texts: list[str], longest: int) -> dict[str, set[int]]:
@@ -260,19 +269,25 @@ class CaptionBank:
 
     def _parsed_menu(self, dialogue: list[str], texts: list[str], w: np.ndarray) -> list[Askable]:
         said = dialogue_lemmas(dialogue)
-        found = {}
+        found: dict[str, Proposal] = {}  # one yes/no wording per fact
+        slotted: dict[tuple, Proposal] = {}  # every (slot, value) a choice may offer
         for text in texts:
             for p in proposals(text, said):
                 found.setdefault(p.fact, p)
+                if p.slot is not None:
+                    slotted.setdefault((p.slot, p.value), p)
         index = ClauseIndex(texts)
         share: dict[str, float] = {}
         holders: dict[str, frozenset[int]] = {}
         split: dict[frozenset[int], str] = {}
+        stated = set()
         for fact in found:
             if _content(fact) <= said:
+                stated.add(fact)
                 continue  # the dialogue said it already
-            who = index.holders(fact)
-            holders[fact] = frozenset(who)
+            where = index.clauses_stating(fact)
+            who = index.rows_of(where)
+            holders[fact] = frozenset(where)
             f = float(w[list(who)].sum()) if who else 0.0
             if not self.min_share <= f <= 1 - self.min_share:
                 continue
@@ -284,7 +299,10 @@ class CaptionBank:
         asks = [Askable(found[f].question, ("yes", "no"), (f, None)) for f in kept]
         choices = [
             Askable(text, options, facts)
-            for text, options, facts in choice_questions(list(found.values()), share, holders)
+            for text, options, facts in choice_questions(
+                list(slotted.values()), share, holders, frozenset(stated)
+            )
+            if not _slot_asked(text, dialogue)
         ]
         return choices + asks
 
@@ -334,6 +352,13 @@ def _choices(phrases: list[str], share: dict[str, float], most: int = 6) -> list
         listed = ", ".join(fillers[:-1]) + " or " + fillers[-1]
         out.append(Askable(f"which {rest}: {listed}?", (*options, NONE_OPTION), (*options, None)))
     return out
+
+
+def _slot_asked(question: str, dialogue: list[str]) -> bool:
+    """Whether the dialogue asked this choice's slot already, with whatever options
+    ("what colour is the circle: ..." is asked once)."""
+    slot = question.split(":", 1)[0] + ":"
+    return any(turn.startswith(slot) for turn in dialogue[1:])
 
 
 class VocabularyBank:
