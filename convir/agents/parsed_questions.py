@@ -83,7 +83,7 @@ def proposals(text: str, said: frozenset[str]) -> list[Proposal]:
                 wording = f"is the {m.noun} {mod}?" if known else f"is there {_a(phrase, m.head)}?"
                 slot = ("colour", m.noun) if mod in COLOURS else ("size", m.noun)
                 out.append(Proposal(phrase, wording, slot, mod))
-                if mod in COLOURS:  # the same fact answers "which blue thing is there?"
+                if mod in COLOURS and m.head not in BODY_PARTS:  # "which blue thing is there?"
                     out.append(Proposal(phrase, wording, ("thing", mod), _a(m.noun, m.head)))
             else:
                 out.append(Proposal(phrase, f"{there} {_a(phrase, m.head)}?"))
@@ -124,7 +124,7 @@ def _narrowed(m: Mention, there: str) -> list[Proposal]:
     colour = next((x for x in m.modifiers if x in COLOURS), None)
     size = next((x for x in m.modifiers if x in SIZES), None)
     out = []
-    if colour and size:
+    if colour and size and m.head not in BODY_PARTS:
         fact = f"{size} {colour} {m.noun}"
         wording = f"{there} {_a(fact, m.head)}?"
         out.append(Proposal(fact, wording, ("colour", f"{size} {m.noun}"), colour))

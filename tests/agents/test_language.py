@@ -16,7 +16,7 @@ DEV = Path(__file__).resolve().parents[3] / "shared/benchmarks/captions/cirr_vlm
 ASKABLE = re.compile(
     r"^(is there (a|an) [a-z -]+|is there [a-z -]+|are there [a-z -]+|is the [a-z -]+ [a-z-]+"
     r"|is someone [a-z -]+|are the [a-z -]+|what colour is the [a-z -]+: .+|where is the [a-z -]+: .+"
-    r"|what (is|are) the [a-z -]+ doing: .+|how big is the [a-z -]+: .+)\?$"
+    r"|what (is|are) the [a-z -]+ doing: .+|how big is the [a-z -]+: .+|which [a-z ]+ thing is there: .+)\?$"
 )
 
 
