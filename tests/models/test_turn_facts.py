@@ -8,7 +8,9 @@ import pytest
 
 from convir.models.refiner import split_turn, turn_to_fact
 
-VISDIAL = Path(__file__).resolve().parents[3] / "shared/benchmarks/chatir/VisDial_v1.0_queries_val.json"
+VISDIAL = (
+    Path(__file__).resolve().parents[3] / "shared/benchmarks/chatir/VisDial_v1.0_queries_val.json"
+)
 # A fact that still reads as a question's fragment: an auxiliary or wh-word first, a pronoun
 # subject, a dangling function word last, or a question mark.
 FRAGMENT = re.compile(
