@@ -42,6 +42,9 @@ VAGUE_NOUNS = frozenset(
     """feature features display group pair piece selection color colour variety set type kind
     lot number bunch side item thing part shape form style design pattern detail details
     array assortment collection couple few series range element elements edge middle surface
+    brand name word text logo label""".split()
+) | frozenset(
+    """
     look appearance top bottom front back left right center""".split()
 )
 # Quantities and determiners a tagger may call adjectives ("several guinea pigs").
@@ -263,8 +266,7 @@ def _singular(word: str) -> str:
 
 
 def _ing(verb: str, surface: str) -> str:
-    if surface.endswith("ing"):
-        return surface
+    """The -ing form of a verb lemma ("laying" is asked as "lying": the two are merged)."""
     lib = _lemminflect()
     if lib is None:
         return surface
@@ -328,7 +330,7 @@ def _noun_phrase(tags: list[tuple[str, str]], i: int) -> tuple[int, Mention | No
         and w not in VAGUE_NOUNS
         and w not in QUANTIFIERS
         and w not in _META_VERBS
-        and t != "CD"
+        and t not in ("CD", "JJR", "JJS")  # "a smaller dog" is no thing to ask about
         and w.replace("-", "").isalpha()
     )
     return end, Mention(lemma(noun), noun, mods)

@@ -42,10 +42,13 @@ from convir.agents.language import (
 # Nouns read without an article ("is there snow?").
 MASS_NOUNS = frozenset(
     """grass snow water sand sky hair fur food furniture clothing pasta rice bread meat dirt
-    mud ice smoke fire paper rain fog foliage wood cream sauce grassland traffic""".split()
+    mud ice smoke fire paper rain fog foliage wood cream sauce grassland traffic hardware
+    equipment luggage jewelry jewellery produce clothing lace fabric""".split()
 )
 NONE_OPTION = "none of these"
 OVERLAP = 0.25  # the share of a value's holders that may also hold an offered value
+# Verbs that name a state, asked in the simple present ("does it contain ...?").
+STATIVE = frozenset("contain include resemble consist have own hold cover".split())
 PLURAL_SUBJECTS = frozenset("people children men women cattle sheep deer fish".split())
 
 
@@ -113,7 +116,12 @@ def proposals(text: str, said: frozenset[str]) -> list[Proposal]:
         if act.verb in POSTURES:  # "is the dog sleeping?"; "is someone using?" says nothing
             slot = ("action", act.subject)
             out.append(Proposal(doing, f"{be} {who} {act.ing}?", slot, act.ing))
-        if act.rest:
+        if act.rest and act.verb in STATIVE:  # "does the dish contain a creamy mixture?"
+            does = "does" if be == "is" else "do"
+            who = "someone" if act.subject in PEOPLE else f"the {act.subject}"
+            wording = f"{does} {who} {act.verb} {act.rest}?"
+            out.append(Proposal(f"{act.subject} {act.verb} {act.rest}", wording))
+        elif act.rest:
             out.append(Proposal(f"{doing} {act.rest}", f"{be} {who} {act.ing} {act.rest}?"))
     return out
 
@@ -161,7 +169,8 @@ def choice_questions(
     answered: set[tuple[str, str]] = set()  # slots the dialogue has filled already
     for p in found:
         if p.slot is not None and p.fact in share:
-            groups.setdefault(p.slot, {}).setdefault(p.value, p)
+            # one option per meaning: "big" and "large" are one size
+            groups.setdefault(p.slot, {}).setdefault(" ".join(sorted(content_lemmas(p.value))), p)
         elif p.slot is not None and p.fact in said:
             answered.add(p.slot)
     out = []
