@@ -175,6 +175,11 @@ def _statement(q: str) -> str | None:
     return _as_noun_phrase(text) if text else None
 
 
+_NO_ARTICLE = frozenset(
+    "a an some someone something anything nothing anyone people two three four".split()
+)
+
+
 def _as_noun_phrase(text: str) -> str:
     """'the dog running' -> 'a dog running' (a description names any such thing)."""
     text = re.sub(r"^(?:the|this|that|his|her|their|its)\s+", "", text.strip())
@@ -183,7 +188,7 @@ def _as_noun_phrase(text: str) -> str:
     first = text.split()[0]
     if len(text.split()) == 1 and _adjective(first):  # "is it sunny? yes" -> "sunny"
         return text
-    if first in ("a", "an", "some", "someone", "people", "two", "three") or first.endswith("s"):
+    if first in _NO_ARTICLE or first.endswith("s"):
         return text
     return ("an " if first[0] in "aeiou" else "a ") + text
 

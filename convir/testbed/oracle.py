@@ -173,18 +173,22 @@ class Oracle:
         self._rng = np.random.default_rng(seed)
 
     def answer(self, scene: Scene, question: Question | str, options: Sequence[str] = ()) -> str:
-        """The answer in the oracle's words to a template question (among the ``options``
-        when they word it otherwise); any other question is answered among its ``options``
-        (see :meth:`choose`), else "i don't know"."""
+        """The answer in the oracle's words to a template question (the one offered option
+        that holds it, when the ``options`` word it otherwise); any other question is
+        answered among its ``options`` (see :meth:`choose`), else "i don't know"."""
         q = parse_question(question) if isinstance(question, str) else question
         if q is None:
             return self.choose(scene, str(question), options)
         truth = answer(scene, q)
         offered = [o.strip().lower() for o in options]
-        if offered and truth not in offered and not isinstance(question, Question):
+        if offered and truth not in offered:
             # a template question offered with options in other words ("what colour is the
-            # background: beige or gray?" -> "gray background"): a person picks an option
-            return self.choose(scene, question, options)
+            # background: beige or gray?" -> "gray background"): the one option that holds
+            # the answer's words is what a person clicks ("green and red" stays as it is)
+            said = set(truth.split())
+            holding = [o for o in offered if said <= set(o.split())]
+            if len(holding) == 1:
+                truth = holding[0]
         if self.error_rate > 0 and self._rng.random() < self.error_rate:
             return _wrong_answer(scene, q, truth, self._rng)
         return truth
