@@ -170,8 +170,10 @@ class AnswerModel:
         instead of thirty of each. ``captions`` (aligned with ``X``) switch on the text
         reading described in the module docstring.
         """
-        facts, cos = self._cosines(asks, X)
-        return option_probabilities(facts, cos, self.temperature, _reader(captions))
+        facts = [facts_of(a) for a in asks]
+        texts = _reader(captions)
+        cos = self._cosines(facts, X, _read_whole(facts, texts, len(X)))
+        return option_probabilities(facts, cos, self.temperature, texts)
 
     def gains(
         self,
@@ -183,23 +185,36 @@ class AnswerModel:
         """Each question's information gain (nats) over candidates ``X`` weighted by the
         posterior ``weights`` [N]: :func:`information_gain` of :meth:`probabilities_many`,
         computed side by side (one pass for the whole menu)."""
-        facts, cos = self._cosines(asks, X)
+        facts = [facts_of(a) for a in asks]
+        texts = _reader(captions)
+        cos = self._cosines(facts, X, _read_whole(facts, texts, len(X)))
         sizes = _sizes(facts)
         if not _fits_side_by_side(sizes, len(X)):
-            probs = option_probabilities(facts, cos, self.temperature, _reader(captions))
+            probs = option_probabilities(facts, cos, self.temperature, texts)
             return np.array([information_gain(p, weights) for p in probs])
-        p, starts = _side_by_side(facts, cos, self.temperature, _reader(captions), sizes)
+        p, starts = _side_by_side(facts, cos, self.temperature, texts, sizes)
         return information_gains(p, starts, weights)
 
     def _cosines(
-        self, asks: Sequence[Askable], X: np.ndarray
-    ) -> tuple[list[tuple[str | None, ...]], np.ndarray]:
-        """Each question's facts, and the candidates' cosines [N, F] with every positive
-        fact of the menu, in order (one matmul)."""
-        facts = [facts_of(a) for a in asks]
+        self,
+        facts: Sequence[Sequence[str | None]],
+        X: np.ndarray,
+        read: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The candidates' cosines [N, F] with every positive fact of the menu, in order
+        (one matmul). ``read`` [Q]: questions whose every row is read off the texts
+        (:func:`_read_whole`); their cosines are never looked at, so their facts are not
+        embedded and their columns are left at 0."""
         wanted = [f for row in facts for f in row if f]
-        cos = X @ self._vectors(wanted).T if wanted else np.zeros((len(X), 0), X.dtype)
-        return facts, cos
+        if not wanted:
+            return np.zeros((len(X), 0), X.dtype)
+        if read is None or not read.any():
+            return X @ self._vectors(wanted).T
+        keep = np.array([not read[q] for q, row in enumerate(facts) for f in row if f])
+        cos = np.zeros((len(X), len(wanted)), np.result_type(X.dtype, np.float32))
+        if keep.any():
+            cos[:, keep] = X @ self._vectors([f for f, k in zip(wanted, keep, strict=True) if k]).T
+        return cos
 
     def answer_loglik(
         self,
@@ -294,6 +309,30 @@ def _reader(captions: Sequence[str | None] | PoolTexts | None) -> PoolTexts | No
     if captions is None or isinstance(captions, PoolTexts):
         return captions
     return PoolTexts.of(captions)
+
+
+def _read_whole(
+    facts: Sequence[Sequence[str | None]], texts: PoolTexts | None, rows: int
+) -> np.ndarray | None:
+    """Bool [Q]: the questions whose answer :func:`_read_captions` reads off the texts for
+    every candidate, so that the embedder's cosines never reach their probabilities: some
+    text states one of their facts, and every candidate has a text that either states one or
+    answers the question's negative option ("no", "none of these"). None without texts."""
+    if texts is None or rows == 0 or not facts:
+        return None
+    flat = [f for row in facts for f in row if f]
+    if not flat:
+        return None
+    sizes = np.array([sum(1 for f in row if f) for row in facts], dtype=np.int64)
+    negative = np.array([any(not f for f in row) for row in facts])
+    said = texts.said(flat)  # [N, F]
+    stated = np.zeros((rows, len(facts)), dtype=bool)
+    has = sizes > 0
+    if has.any():
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])[has]
+        stated[:, has] = np.logical_or.reduceat(said, starts, axis=1)
+    captioned = np.asarray(texts.captioned, dtype=bool)[:, None]
+    return stated.any(axis=0) & (captioned & (stated | negative[None, :])).all(axis=0)
 
 
 def option_probabilities(

@@ -20,6 +20,7 @@ splits the candidates at all.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ from convir.agents.language import (
     PLURAL_ONLY,
     POSTURES,
     SIZES,
+    Action,
     Mention,
     Parse,
     content_lemmas,
@@ -71,58 +73,85 @@ def _a(noun_phrase: str, head: str) -> str:
 def proposals(text: str, said: frozenset[str]) -> list[Proposal]:
     """Every question one caption could answer; ``said``: the dialogue's content lemmas (a
     thing already named is "the bus", not "a bus")."""
+    return [p if key is None or key not in said else q for key, p, q in proposal_forms(text)]
+
+
+@functools.lru_cache(maxsize=200_000)
+def proposal_forms(text: str) -> tuple[tuple[str | None, Proposal, Proposal], ...]:
+    """:func:`proposals` of a caption for any dialogue, worked out once per text: each as
+    (the word whose presence in the dialogue's lemmas picks the third item, or None where
+    the wording does not depend on the dialogue; the proposal while the dialogue has not
+    named that thing; the proposal once it has)."""
     parsed: Parse | None = parse(text)
     if parsed is None:
-        return []
-    out: list[Proposal] = []
+        return ()
+    out: list[tuple[str | None, Proposal, Proposal]] = []
     for m in parsed.mentions:
-        known = m.head in said or m.head == "background"  # every picture has one
-        there = "are there" if m.noun in PLURAL_ONLY else "is there"
-        if m.head not in BODY_PARTS:  # "is there a head?" is not a question about a picture
-            out.append(Proposal(m.noun, f"{there} {_a(m.noun, m.head)}?"))
-        for mod in m.modifiers:
-            phrase = f"{mod} {m.noun}"
-            if mod in COLOURS or mod in SIZES:
-                wording = f"is the {m.noun} {mod}?" if known else f"is there {_a(phrase, m.head)}?"
-                slot = ("colour", m.noun) if mod in COLOURS else ("size", m.noun)
-                out.append(Proposal(phrase, wording, slot, mod))
-                if mod in COLOURS and m.head not in BODY_PARTS:  # "which blue thing is there?"
-                    out.append(Proposal(phrase, wording, ("thing", mod), _a(m.noun, m.head)))
-            else:
-                out.append(Proposal(phrase, f"{there} {_a(phrase, m.head)}?"))
-        if len(m.modifiers) > 1:
-            phrase = m.phrase()
-            out.append(Proposal(phrase, f"{there} {_a(phrase, m.head)}?"))
-        out += _narrowed(m, there)
-        if m.place:
-            colour = next((x for x in m.modifiers if x in COLOURS), None)
-            thing = f"{colour} {m.noun}" if colour else m.noun
-            fact = f"{thing} {m.place}"
-            wording = f"is the {thing} {m.place}?" if known else f"is there {_a(fact, m.head)}?"
-            out.append(Proposal(fact, wording, ("place", thing), m.place))
-            if len(m.modifiers) > 1:  # "is there a small red diamond at the bottom right?"
-                full = m.phrase(place=True)
-                out.append(Proposal(full, f"{there} {_a(full, m.head)}?"))
-            if any(w in PLACE_WORDS for w in m.place.split()):  # "anything at the top left?"
-                out.append(Proposal(m.place, f"is there anything {m.place}?"))
+        if m.head == "background":  # every picture has one: always "the background"
+            out += [(None, p, p) for p in _mention_proposals(m, True)]
+        else:
+            new, named = _mention_proposals(m, False), _mention_proposals(m, True)
+            out += [(m.head, p, q) for p, q in zip(new, named, strict=True)]
     for act in parsed.actions:
-        be = "are" if act.subject in PLURAL_SUBJECTS else "is"
-        who = f"the {act.subject}"
-        if act.subject in PEOPLE:
-            be, who = "is", "someone"
-        elif act.subject not in said:
-            be, who = "is", f"there {_a(act.subject, act.subject)}"
-        doing = f"{act.subject} {act.ing}"
-        if act.verb in POSTURES:  # "is the dog sleeping?"; "is someone using?" says nothing
-            slot = ("action", act.subject)
-            out.append(Proposal(doing, f"{be} {who} {act.ing}?", slot, act.ing))
-        if act.rest and act.verb in STATIVE:  # "does the dish contain a creamy mixture?"
-            does = "does" if be == "is" else "do"
-            who = "someone" if act.subject in PEOPLE else f"the {act.subject}"
-            wording = f"{does} {who} {act.verb} {act.rest}?"
-            out.append(Proposal(f"{act.subject} {act.verb} {act.rest}", wording))
-        elif act.rest:
-            out.append(Proposal(f"{doing} {act.rest}", f"{be} {who} {act.ing} {act.rest}?"))
+        new, named = _action_proposals(act, False), _action_proposals(act, True)
+        out += [(act.subject, p, q) for p, q in zip(new, named, strict=True)]
+    return tuple((key if p != q else None, p, q) for key, p, q in out)
+
+
+def _mention_proposals(m: Mention, known: bool) -> list[Proposal]:
+    """The proposals of one mentioned thing; ``known``: the dialogue has named it."""
+    out: list[Proposal] = []
+    there = "are there" if m.noun in PLURAL_ONLY else "is there"
+    if m.head not in BODY_PARTS:  # "is there a head?" is not a question about a picture
+        out.append(Proposal(m.noun, f"{there} {_a(m.noun, m.head)}?"))
+    for mod in m.modifiers:
+        phrase = f"{mod} {m.noun}"
+        if mod in COLOURS or mod in SIZES:
+            wording = f"is the {m.noun} {mod}?" if known else f"is there {_a(phrase, m.head)}?"
+            slot = ("colour", m.noun) if mod in COLOURS else ("size", m.noun)
+            out.append(Proposal(phrase, wording, slot, mod))
+            if mod in COLOURS and m.head not in BODY_PARTS:  # "which blue thing is there?"
+                out.append(Proposal(phrase, wording, ("thing", mod), _a(m.noun, m.head)))
+        else:
+            out.append(Proposal(phrase, f"{there} {_a(phrase, m.head)}?"))
+    if len(m.modifiers) > 1:
+        phrase = m.phrase()
+        out.append(Proposal(phrase, f"{there} {_a(phrase, m.head)}?"))
+    out += _narrowed(m, there)
+    if m.place:
+        colour = next((x for x in m.modifiers if x in COLOURS), None)
+        thing = f"{colour} {m.noun}" if colour else m.noun
+        fact = f"{thing} {m.place}"
+        wording = f"is the {thing} {m.place}?" if known else f"is there {_a(fact, m.head)}?"
+        out.append(Proposal(fact, wording, ("place", thing), m.place))
+        if len(m.modifiers) > 1:  # "is there a small red diamond at the bottom right?"
+            full = m.phrase(place=True)
+            out.append(Proposal(full, f"{there} {_a(full, m.head)}?"))
+        if any(w in PLACE_WORDS for w in m.place.split()):  # "anything at the top left?"
+            out.append(Proposal(m.place, f"is there anything {m.place}?"))
+    return out
+
+
+def _action_proposals(act: Action, named: bool) -> list[Proposal]:
+    """The proposals of one action; ``named``: the dialogue has named its subject."""
+    out: list[Proposal] = []
+    be = "are" if act.subject in PLURAL_SUBJECTS else "is"
+    who = f"the {act.subject}"
+    if act.subject in PEOPLE:
+        be, who = "is", "someone"
+    elif not named:
+        be, who = "is", f"there {_a(act.subject, act.subject)}"
+    doing = f"{act.subject} {act.ing}"
+    if act.verb in POSTURES:  # "is the dog sleeping?"; "is someone using?" says nothing
+        slot = ("action", act.subject)
+        out.append(Proposal(doing, f"{be} {who} {act.ing}?", slot, act.ing))
+    if act.rest and act.verb in STATIVE:  # "does the dish contain a creamy mixture?"
+        does = "does" if be == "is" else "do"
+        who = "someone" if act.subject in PEOPLE else f"the {act.subject}"
+        wording = f"{does} {who} {act.verb} {act.rest}?"
+        out.append(Proposal(f"{act.subject} {act.verb} {act.rest}", wording))
+    elif act.rest:
+        out.append(Proposal(f"{doing} {act.rest}", f"{be} {who} {act.ing} {act.rest}?"))
     return out
 
 
