@@ -213,16 +213,18 @@ class ClauseIndex:
 
     def clauses_stating(self, fact_text: str) -> set[int]:
         """The clauses (numbered across all texts) that state ``fact_text``."""
-        want = sorted(_content(fact_text), key=lambda w: len(self._by_word.get(w, ())))
-        if not want:
+        groups = []
+        for w in _content(fact_text):
+            group = self._by_word.get(w)
+            if not group:
+                return set()
+            groups.append(group)
+        if not groups:
             return set()
-        hits = set(self._by_word.get(want[0], ()))
-        for w in want[1:]:
-            if not hits:
-                break
-            hits &= self._by_word.get(w, set())
+        groups.sort(key=len)  # the rarest word first: the intersection stays small
+        hits = groups[0].intersection(*groups[1:])  # a new set, never the index's own
         place = _places(fact_text)
-        return {c for c in hits if not place or self._where[c][1] == place}
+        return {c for c in hits if self._where[c][1] == place} if place else hits
 
 
 def _holders(texts: list[str], longest: int) -> dict[str, set[int]]:

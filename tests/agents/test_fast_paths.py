@@ -198,3 +198,32 @@ def test_gains_skip_only_facts_whose_answers_are_read_off_the_texts(source, monk
             )  # float32 matmuls of other widths
         skipped += len(set(full.embedder.embedded)) - len(set(lazy.embedder.embedded))
     assert skipped > 0
+
+
+def reference_clauses_stating(index, fact_text):
+    """:meth:`ClauseIndex.clauses_stating` as first written: intersect word by word."""
+    from convir.agents.questions import _content, _places
+
+    want = sorted(_content(fact_text), key=lambda w: len(index._by_word.get(w, ())))
+    if not want:
+        return set()
+    hits = set(index._by_word.get(want[0], ()))
+    for w in want[1:]:
+        hits &= index._by_word.get(w, set())
+    place = _places(fact_text)
+    return {c for c in hits if not place or index._where[c][1] == place}
+
+
+@pytest.mark.parametrize("source", ["testbed", "dev"])
+def test_clauses_stating_is_the_word_by_word_intersection(source):
+    from convir.agents.questions import ClauseIndex
+
+    texts = testbed_texts() if source == "testbed" else dev_texts()
+    for dialogue, pool, _ in pools(texts, seed=4, n=5):
+        index = ClauseIndex(pool)
+        facts = {p.fact for t in pool for p in proposals(t, dialogue_lemmas(dialogue))}
+        for fact in [*facts, "", "the", "purple giraffe", "at the top left"]:
+            got = index.clauses_stating(fact)
+            assert got == reference_clauses_stating(index, fact), fact
+            got.add(-1)  # a copy: the index itself is untouched
+            assert -1 not in index.clauses_stating(fact)
