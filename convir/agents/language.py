@@ -42,10 +42,17 @@ VAGUE_NOUNS = frozenset(
     """feature features display group pair piece selection color colour variety set type kind
     lot number bunch side item thing part shape form style design pattern detail details
     array assortment collection couple few series range element elements edge middle surface
-    brand name word text logo label""".split()
+    brand name word text logo label area ground spot space setting environment""".split()
 ) | frozenset(
     """
     look appearance top bottom front back left right center""".split()
+)
+# Nouns read without an article ("is there snow?").
+MASS_NOUNS = frozenset(
+    """grass snow water sand sky hair fur food furniture clothing pasta rice bread meat dirt
+    mud ice smoke fire paper rain fog foliage wood cream sauce grassland traffic hardware
+    equipment luggage jewelry jewellery produce clothing lace fabric swimwear footwear
+    lingerie sportswear outerwear""".split()
 )
 # Quantities and determiners a tagger may call adjectives ("several guinea pigs").
 QUANTIFIERS = frozenset(
@@ -358,7 +365,10 @@ def _place_after(tags: list[tuple[str, str]], i: int) -> tuple[int, str | None]:
     end, m = _noun_phrase(tags, i + 1)
     if m is None or m.head in PLACE_WORDS:
         return i, None
-    return end, " ".join([prep, "a" if not det or det[0] in ("a", "an") else det[0], m.phrase()])
+    article = "a" if not det or det[0] in ("a", "an") else det[0]
+    if article == "a" and m.head in MASS_NOUNS:
+        article = ""  # "in white swimwear", not "in a white swimwear"
+    return end, " ".join(w for w in (prep, article, m.phrase()) if w)
 
 
 @functools.lru_cache(maxsize=200_000)

@@ -29,6 +29,7 @@ import numpy as np
 from convir.agents.language import (
     BODY_PARTS,
     COLOURS,
+    MASS_NOUNS,
     PEOPLE,
     PLACE_WORDS,
     PLURAL_ONLY,
@@ -41,12 +42,6 @@ from convir.agents.language import (
     parse,
 )
 
-# Nouns read without an article ("is there snow?").
-MASS_NOUNS = frozenset(
-    """grass snow water sand sky hair fur food furniture clothing pasta rice bread meat dirt
-    mud ice smoke fire paper rain fog foliage wood cream sauce grassland traffic hardware
-    equipment luggage jewelry jewellery produce clothing lace fabric""".split()
-)
 NONE_OPTION = "none of these"
 OVERLAP = 0.25  # the share of a value's holders that may also hold an offered value
 # Verbs that name a state, asked in the simple present ("does it contain ...?").
@@ -127,7 +122,8 @@ def _mention_proposals(m: Mention, known: bool) -> list[Proposal]:
         if len(m.modifiers) > 1:  # "is there a small red diamond at the bottom right?"
             full = m.phrase(place=True)
             out.append(Proposal(full, f"{there} {_a(full, m.head)}?"))
-        if any(w in PLACE_WORDS for w in m.place.split()):  # "anything at the top left?"
+        if any(w in PLACE_WORDS - {"front", "back"} for w in m.place.split()):
+            # "is there anything at the top left?" ("on the back" is a thing's, not a place)
             out.append(Proposal(m.place, f"is there anything {m.place}?"))
     return out
 

@@ -173,22 +173,21 @@ class Oracle:
         self._rng = np.random.default_rng(seed)
 
     def answer(self, scene: Scene, question: Question | str, options: Sequence[str] = ()) -> str:
-        """The answer in the oracle's words to a template question (the one offered option
-        that holds it, when the ``options`` word it otherwise); any other question is
-        answered among its ``options`` (see :meth:`choose`), else "i don't know"."""
+        """The answer in the oracle's words to a template question (the true option, when
+        the ``options`` state whole facts); any other question is answered among its
+        ``options`` (see :meth:`choose`), else "i don't know"."""
         q = parse_question(question) if isinstance(question, str) else question
         if q is None:
             return self.choose(scene, str(question), options)
         truth = answer(scene, q)
         offered = [o.strip().lower() for o in options]
-        if offered and truth not in offered:
-            # a template question offered with options in other words ("what colour is the
-            # background: beige or gray?" -> "gray background"): the one option that holds
-            # the answer's words is what a person clicks ("green and red" stays as it is)
-            said = set(truth.split())
-            holding = [o for o in offered if said <= set(o.split())]
-            if len(holding) == 1:
-                truth = holding[0]
+        whole = [o for o in offered if len(o.split()) > 1 and not _NEGATIVE_OPTION.match(o)]
+        if whole and truth not in offered:
+            # a template question offered with options that state whole facts ("what colour
+            # is the background: beige or gray?" -> "gray background", as caption banks
+            # offer them): a person clicks the true option. Bare values ("red", "green": the
+            # template bank's own) keep the oracle's words when none fits ("green and red").
+            return self.choose(scene, str(question), options)
         if self.error_rate > 0 and self._rng.random() < self.error_rate:
             return _wrong_answer(scene, q, truth, self._rng)
         return truth
