@@ -74,7 +74,7 @@ def reference_proposals(text: str, said: frozenset[str]) -> list[Proposal]:
             if len(m.modifiers) > 1:  # "is there a small red diamond at the bottom right?"
                 full = m.phrase(place=True)
                 out.append(Proposal(full, f"{there} {_a(full, m.head)}?"))
-            if any(w in PLACE_WORDS for w in m.place.split()):  # "anything at the top left?"
+            if any(w in PLACE_WORDS - {"front", "back"} for w in m.place.split()):
                 out.append(Proposal(m.place, f"is there anything {m.place}?"))
     for act in parsed.actions:
         be = "are" if act.subject in PLURAL_SUBJECTS else "is"
