@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import re
+import warnings
 from dataclasses import dataclass
 
 # Words that carry no content of their own: never a fact's content, never a question.
@@ -246,7 +247,11 @@ def _tagger() -> object | None:
             from textblob.en.taggers import PatternTagger
         except ImportError:
             return None
-    return PatternTagger()
+    tagger = PatternTagger()
+    with warnings.catch_warnings():  # TextBlob leaves its lexicon file open (ResourceWarning)
+        warnings.simplefilter("ignore", ResourceWarning)
+        tagger.tag("a dog")  # loads the lexicon now, once
+    return tagger
 
 
 def has_parser() -> bool:
