@@ -39,6 +39,7 @@ from convir.agents.language import (
     Mention,
     Parse,
     content_lemmas,
+    lemma,
     parse,
 )
 
@@ -172,6 +173,25 @@ def _narrowed(m: Mention, there: str) -> list[Proposal]:
     return out
 
 
+# What a thing is doing, in families whose members exclude each other: a dog lying is not
+# sitting, a dog running is not swimming; "lying or resting" are not alternatives, so verbs
+# outside every family are asked about only as yes/no questions.
+VERB_FAMILIES: dict[str, str] = {
+    **dict.fromkeys("sit stand lie kneel crouch perch lean hang float".split(), "posture"),
+    **dict.fromkeys("run walk swim fly jump climb dance race surf ski skate".split(), "motion"),
+    **dict.fromkeys("sleep eat drink play graze sing bark fish".split(), "activity"),
+    **dict.fromkeys("smile laugh cry yawn".split(), "face"),
+}
+
+
+def _slot_key(p: Proposal) -> tuple[str, ...] | None:
+    """The choice a proposal may join: its slot, and for actions the verb's family."""
+    if p.slot is None or p.slot[0] != "action":
+        return p.slot
+    family = VERB_FAMILIES.get(lemma(p.value))
+    return None if family is None else (*p.slot, family)
+
+
 def choice_questions(
     found: Sequence[Proposal],
     share: dict[str, float],
@@ -190,17 +210,19 @@ def choice_questions(
     one colour: either answer is true and the reader reads both). A slot
     the dialogue has filled (``said``: the facts it states) is not asked again, whatever the
     wording: "a brown star on the left" answers "where is the brown star?"."""
-    groups: dict[tuple[str, str], dict[str, Proposal]] = {}
-    answered: set[tuple[str, str]] = set()  # slots the dialogue has filled already
+    groups: dict[tuple[str, ...], dict[str, Proposal]] = {}
+    answered: set[tuple[str, ...]] = set()  # slots the dialogue has filled already
     for p in found:
-        if p.slot is not None and p.fact in share:
+        key = _slot_key(p)
+        if key is not None and p.fact in share:
             # one option per meaning: "big" and "large" are one size
-            groups.setdefault(p.slot, {}).setdefault(" ".join(sorted(content_lemmas(p.value))), p)
-        elif p.slot is not None and p.fact in said:
-            answered.add(p.slot)
+            groups.setdefault(key, {}).setdefault(" ".join(sorted(content_lemmas(p.value))), p)
+        elif key is not None and p.fact in said:
+            answered.add(key)
     out = []
-    for (kind, thing), values in groups.items():
-        if len(values) < 2 or (kind, thing) in answered:
+    for key, values in groups.items():
+        kind, thing = key[0], key[1]
+        if len(values) < 2 or key in answered:
             continue
         kept: list[Proposal] = []
         taken: set[int] = set()
