@@ -178,7 +178,7 @@ def _narrowed(m: Mention, there: str) -> list[Proposal]:
 # outside every family are asked about only as yes/no questions.
 VERB_FAMILIES: dict[str, str] = {
     **dict.fromkeys("sit stand lie kneel crouch perch lean hang float".split(), "posture"),
-    **dict.fromkeys("run walk swim fly jump climb dance race surf ski skate".split(), "motion"),
+    **dict.fromkeys("run walk swim fly jump climb dance surf ski skate".split(), "motion"),
     **dict.fromkeys("sleep eat drink play graze sing bark fish".split(), "activity"),
     **dict.fromkeys("smile laugh cry yawn".split(), "face"),
 }
