@@ -24,8 +24,6 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from convir.agents.language import (
     BODY_PARTS,
     COLOURS,
@@ -256,7 +254,3 @@ def choice_questions(
 
 def dialogue_lemmas(dialogue: Sequence[str]) -> frozenset[str]:
     return content_lemmas(" ".join(dialogue))
-
-
-def entropy(f: float) -> float:
-    return 0.0 if f <= 0.0 or f >= 1.0 else -(f * np.log(f) + (1 - f) * np.log(1 - f))

@@ -33,7 +33,6 @@ from convir.agents.parsed_questions import (
     Proposal,
     choice_questions,
     dialogue_lemmas,
-    entropy,
     proposals,
 )
 
@@ -205,7 +204,7 @@ class ClauseIndex:
 
     def holders(self, fact_text: str) -> set[int]:
         """The rows of the texts that state ``fact_text``."""
-        return {self._where[c][0] for c in self.clauses_stating(fact_text)}
+        return self.rows_of(self.clauses_stating(fact_text))
 
     def rows_of(self, clauses: set[int]) -> set[int]:
         """The rows of the texts these clauses belong to."""
@@ -297,7 +296,7 @@ class CaptionBank:
             key = frozenset(who)
             if key not in split or len(_content(fact)) > len(_content(split[key])):
                 split[key] = fact
-        kept = sorted(split.values(), key=lambda f: -entropy(share[f]))[: self.size]
+        kept = sorted(split.values(), key=lambda f: -_entropy(share[f]))[: self.size]
         asks = [Askable(found[f].question, ("yes", "no"), (f, None)) for f in kept]
         choices = [
             Askable(text, options, facts)

@@ -23,7 +23,7 @@ from convir.errors import InputError
 
 if TYPE_CHECKING:
     from convir.agents.resources import Resources
-    from convir.evaluation.experiment import Setup
+    from convir.evaluation.setup import Setup
 
 GALLERY_CAPTIONS = slice(1, 3)  # the gallery's text: captions 2-3 (caption 1 opens)
 DEFAULT_DIALOGUES = 200
@@ -127,7 +127,7 @@ def captions_setup(
     progress: bool = False,
 ) -> Setup:
     """The gallery, dialogue ids and users of a captions run (module docstring)."""
-    from convir.evaluation.experiment import Setup
+    from convir.evaluation.setup import Setup
     from convir.evaluation.users import CaptionUser
 
     captions = read_annotations(annotations)

@@ -5,19 +5,19 @@ Ray pickles :func:`worker_setup` from here, not from the CLI module."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from convir.errors import InputError
+from convir.evaluation.setup import Setup
 
 if TYPE_CHECKING:
     from convir.agents.resources import Resources
     from convir.evaluation.loop import RunRecord
     from convir.evaluation.ray_eval import WorkerSetup
     from convir.evaluation.scoring import ChatIRScores
-    from convir.evaluation.users import SimulatedUser
 
 HITS_K = 10
 
@@ -78,18 +78,6 @@ def summary_entry(
     if recall_at_1 is not None:
         entry["recall_at_1"] = [round(r, 4) for r in recall_at_1]
     return entry
-
-
-@dataclass
-class Setup:
-    """What one benchmark gives every system: gallery, dialogues and a fresh user each."""
-
-    resources: Resources
-    dialogue_ids: list[str]
-    new_user: Callable[[], SimulatedUser]
-    concat_questions: str  # the text baseline's questioner
-    agent_questions: str | None  # the summary's "questions" of agents; None: the mode
-    title: str
 
 
 def testbed_setup(
