@@ -27,7 +27,6 @@ are read as facts by the generic rules of ``turn_to_fact`` and scored against "n
 from __future__ import annotations
 
 import functools
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -39,7 +38,15 @@ from convir.agents.language import content_lemmas
 from convir.agents.questions import Askable
 from convir.agents.text_reader import PoolTexts
 from convir.errors import LLMError
-from convir.models.refiner import is_yes_no, split_turn, turn_to_fact
+from convir.models.refiner import (
+    is_no,
+    is_unsure,
+    is_yes,
+    is_yes_no,
+    split_turn,
+    strip_filler,
+    turn_to_fact,
+)
 
 if TYPE_CHECKING:
     from convir.models.embedder import Embedder
@@ -280,28 +287,25 @@ def _option_meant(
     """Which offered option a free answer means: "yeah, it is" -> yes, "nope" -> no, "it's
     red" -> "red bus" (the one option whose fact holds every content word of the answer),
     "neither" -> "none of these"; None when it means none of them clearly."""
-    from convir.models.refiner import _FILLER, _NEGATIVE, _SO, _UNSURE, _YES
-
-    if _UNSURE.search(answer) or _DOUBT.match(answer):
+    if is_unsure(answer):
         return None
     if options[:2] == ("yes", "no"):
-        if _YES.match(answer) or _SO.match(answer):
+        if is_yes(answer):
             return 0
-        if _NEGATIVE.match(answer):
+        if is_no(answer):
             return 1
         return None
-    said = content_lemmas(_FILLER.sub("", answer.replace("'s ", " is "))) - _FILLER_WORDS
+    said = content_lemmas(strip_filler(answer.replace("'s ", " is "))) - _FILLER_WORDS
     if said:
         fits = [i for i, f in enumerate(facts) if f and said <= content_lemmas(f)]
         if len(fits) == 1:
             return fits[0]
-    if _NEGATIVE.match(answer) or answer in ("neither", "none", "nothing"):
+    if is_no(answer) or answer in ("neither", "none", "nothing"):
         blank = [i for i, f in enumerate(facts) if f is None]
         return blank[0] if blank else None
     return None
 
 
-_DOUBT = re.compile(r"^(i don'?t know|not sure|unknown|no idea|maybe|hard to say)\b")
 _FILLER_WORDS = frozenset("yes yeah yep it be look like think i seem mostly just".split())
 
 

@@ -88,6 +88,29 @@ _META = re.compile(
 _LISTING = re.compile(r":[^:]*$")
 
 
+_DOUBT = re.compile(r"^(i don'?t know|not sure|unknown|no idea|maybe|hard to say)\b")
+
+
+def is_unsure(answer: str) -> bool:
+    """A reply that gives no evidence either way ("not sure", "i can't tell", "maybe")."""
+    return bool(_UNSURE.search(answer) or _DOUBT.match(answer))
+
+
+def is_yes(answer: str) -> bool:
+    """A reply that agrees ("yes", "yeah, it is", "i think so")."""
+    return bool(_YES.match(answer) or _SO.match(answer))
+
+
+def is_no(answer: str) -> bool:
+    """A reply that denies ("no", "nope", "there is no ...")."""
+    return bool(_NEGATIVE.match(answer))
+
+
+def strip_filler(answer: str) -> str:
+    """A reply without the openers that carry nothing ("it's red" -> "red")."""
+    return _FILLER.sub("", answer)
+
+
 def turn_to_fact(question: str, answer: str) -> str | None:
     """One positive, self-contained fact from a question and its answer, or None.
 
