@@ -218,8 +218,9 @@ def recall_at_k_per_round(ranks: np.ndarray, k: int) -> np.ndarray:
     return (r < k).mean(axis=0)
 
 
-def best_log_rank_integral(ranks: np.ndarray, missing_rank: float | None = None) -> float:
-    """PlugIR's BRI (Best log Rank Integral); lower is better.
+def best_log_rank_per_dialogue(ranks: np.ndarray, missing_rank: float | None = None) -> np.ndarray:
+    """Each dialogue's term of PlugIR's BRI (Best log Rank Integral; lower is better), so
+    that intervals and paired tests can resample dialogues.
 
     With 0-based ranks ``r[n, t]`` over R rounds, the best rank so far is
     ``b[n, t] = min_{s<=t} r[n, s]`` and
@@ -248,9 +249,13 @@ def best_log_rank_integral(ranks: np.ndarray, missing_rank: float | None = None)
         r = np.where(np.isinf(r), float(missing_rank), r)
     log_best = np.log(np.minimum.accumulate(r, axis=1) + 1.0)
     if r.shape[1] == 1:
-        return float(log_best[:, 0].mean())
-    area = ((log_best[:, :-1] + log_best[:, 1:]) / 2.0).mean(axis=1)
-    return float(area.mean())
+        return log_best[:, 0]
+    return ((log_best[:, :-1] + log_best[:, 1:]) / 2.0).mean(axis=1)
+
+
+def best_log_rank_integral(ranks: np.ndarray, missing_rank: float | None = None) -> float:
+    """PlugIR's BRI: the mean over dialogues of :func:`best_log_rank_per_dialogue`."""
+    return float(best_log_rank_per_dialogue(ranks, missing_rank).mean())
 
 
 __all__ = [
@@ -270,5 +275,6 @@ __all__ = [
     "map_at_k",
     "hits_at_k_per_round",
     "recall_at_k_per_round",
+    "best_log_rank_per_dialogue",
     "best_log_rank_integral",
 ]

@@ -13,6 +13,7 @@ import typer
 
 from convir.errors import InputError
 from convir.evaluation.cli import data_app, eval_app
+from convir.evaluation.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 
 if TYPE_CHECKING:
     from convir.evaluation.scoring import ChatIRScores
@@ -41,12 +42,28 @@ def _warn(message: str) -> None:
     typer.echo(f"warning: {message}", err=True)
 
 
-def _print_chatir(s: ChatIRScores) -> None:
+def _cell(value: float, ci: list[float] | None) -> str:
+    return f"{value:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci is not None else "")
+
+
+def _print_chatir(s: ChatIRScores, recall_at_1: list[float], ci: dict | None) -> None:
     typer.echo(f"ChatIR protocol: {s.dialogues} dialogues, {len(s.hits_at_k)} rounds, K={s.k}")
-    typer.echo(f"{'round':>5}  {f'Hits@{s.k}':>9}  {f'Recall@{s.k}':>9}")
+    if ci is not None:
+        typer.echo(
+            f"[lo, hi]: 95% bootstrap interval over dialogues ({ci['resamples']} resamples, "
+            f"seed {ci['seed']})"
+        )
+    w = 25 if ci is not None else 9
+    typer.echo(f"{'round':>5}  {f'Hits@{s.k}':>{w}}  {f'Recall@{s.k}':>9}  {'Recall@1':>{w}}")
     for t, (h, r) in enumerate(zip(s.hits_at_k, s.recall_at_k, strict=True)):
-        typer.echo(f"{t:>5}  {h:>9.4f}  {r:>9.4f}")
-    typer.echo(f"BRI {s.bri:.4f} (best log rank integral, lower is better)")
+        hit_ci = ci["hits_at_k"][t] if ci else None
+        first_ci = ci["recall_at_1"][t] if ci else None
+        typer.echo(
+            f"{t:>5}  {_cell(h, hit_ci):>{w}}  {r:>9.4f}  {_cell(recall_at_1[t], first_ci):>{w}}"
+        )
+    typer.echo(
+        f"BRI {_cell(s.bri, ci['bri'] if ci else None)} (best log rank integral, lower is better)"
+    )
 
 
 def _print_query_scores(protocol: str, results: dict[str, dict[int, float]]) -> None:
@@ -70,10 +87,21 @@ def score_command(
     ),
     k: int | None = typer.Option(None, "--k", help="K of Hits@K/Recall@K (chatir; default 10)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    resamples: int = typer.Option(
+        DEFAULT_RESAMPLES,
+        "--resamples",
+        help="chatir: bootstrap resamples of the dialogues behind each 95% interval (0: none).",
+    ),
+    bootstrap_seed: int = typer.Option(
+        DEFAULT_SEED, "--bootstrap-seed", help="chatir: seed of the bootstrap resamples."
+    ),
 ) -> None:
-    """Score a run file: ChatIR Hits@K/Recall@K/BRI per round, CIRCO mAP@K, CIRR Recall@K and
-    Recall_subset@K, FashionIQ R@10/R@50. Metrics are fractions in [0, 1]."""
-    from convir.evaluation import loaders, runfile, scoring
+    """Score a run file: ChatIR Hits@K/Recall@K/BRI per round (Hits@K, Recall@1 and BRI with
+    95% bootstrap intervals), CIRCO mAP@K, CIRR Recall@K and Recall_subset@K, FashionIQ
+    R@10/R@50. Metrics are fractions in [0, 1]."""
+    from convir.evaluation import loaders, metrics, runfile, scoring, stats
+
+    stats.check_resamples(resamples)
 
     space = loaders.load_search_space(search_space) if search_space is not None else None
     if protocol is ScoringProtocol.chatir:
@@ -84,9 +112,14 @@ def score_command(
         k = 10 if k is None else k
         if k < 1:
             raise InputError(f"--k must be >= 1, got {k}")
-        scores = scoring.score_chatir(
-            runfile.read_chatir_run(run, space), k, len(space) if space else None
-        )
+        chatir_run = runfile.read_chatir_run(run, space)
+        scores = scoring.score_chatir(chatir_run, k, len(space) if space else None)
+        ranks = chatir_run.ranks()
+        recall_at_1 = metrics.recall_at_k_per_round(ranks, 1).tolist()
+        ci = None
+        if resamples:
+            ci = stats.intervals(ranks, k, scores.missing_rank, resamples, bootstrap_seed)
+            ci |= {"resamples": resamples, "seed": bootstrap_seed}
         if scores.not_found and space is None:
             _warn(
                 f"{scores.not_found} (dialogue, round) targets were not in their rankings; BRI "
@@ -94,9 +127,12 @@ def score_command(
                 "--search-space for the full-gallery rank"
             )
         if as_json:
-            typer.echo(json.dumps(scores.as_json()))
+            extra: dict = {"recall_at_1": recall_at_1}
+            if ci is not None:
+                extra["ci"] = ci
+            typer.echo(json.dumps(scores.as_json() | extra))
         else:
-            _print_chatir(scores)
+            _print_chatir(scores, recall_at_1, ci)
         return
 
     if k is not None:
@@ -188,3 +224,71 @@ def inspect_command(
     else:
         for key, value in summary.items():
             typer.echo(f"{key}: {value}")
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.3f}"
+
+
+def _p(p: float) -> str:
+    return f"{p:.4f}" if p >= 1e-4 else "<1e-4"
+
+
+def _compare_row(e: dict) -> str:
+    mark = "*" if e["ci"][0] > 0 or e["ci"][1] < 0 else " "
+    return (
+        f"{e['a']:>6.3f} {e['b']:>6.3f} {_signed(e['diff']):>7} "
+        f"[{_signed(e['ci'][0])}, {_signed(e['ci'][1])}]{mark} {_p(e['p']):>6}"
+    )
+
+
+def _print_comparison(c: dict) -> None:
+    m = c["method"]
+    typer.echo(f"A: {c['a']}")
+    typer.echo(f"B: {c['b']}")
+    typer.echo(
+        f"{c['dialogues']} dialogues, paired. B-A with its 95% paired-bootstrap interval "
+        f"({m['resamples']} resamples, seed {m['seed']}; * the interval excludes 0); "
+        "p: exact McNemar (Hits, Recall@1), sign-flip test (BRI)"
+    )
+    hits = f"hits_at_{c['k']}"
+    head = f"{'A':>6} {'B':>6} {'B-A':>7} {'[lo, hi]':^16}  {'p':>6}"
+    typer.echo(f"{'':>5}  {'Hits@' + str(c['k']):^46}   {'Recall@1':^46}")
+    typer.echo(f"{'round':>5}  {head}   {head}")
+    for row in c["rounds"]:
+        typer.echo(
+            f"{row['round']:>5}  {_compare_row(row[hits])}   {_compare_row(row['recall_at_1'])}"
+        )
+    typer.echo(f"{'BRI':>5}  {_compare_row(c['bri'])}   (lower is better)")
+
+
+@eval_app.command("compare")
+def compare_command(
+    run_a: Path = typer.Argument(..., help="Run file A (ChatIR protocol, .jsonl)."),
+    run_b: Path = typer.Argument(..., help="Run file B, over the same dialogues."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    search_space: Path | None = typer.Option(
+        None, "--search-space", help="Gallery file: ids outside it are errors; BRI's miss rank."
+    ),
+    k: int = typer.Option(10, "--k", help="K of Hits@K."),
+    resamples: int = typer.Option(
+        DEFAULT_RESAMPLES, "--resamples", help="Bootstrap resamples (and sign flips for BRI)."
+    ),
+    bootstrap_seed: int = typer.Option(
+        DEFAULT_SEED, "--bootstrap-seed", help="Seed of the resamples and sign flips."
+    ),
+) -> None:
+    """Paired comparison of two runs on the same dialogues: per round Hits@K and Recall@1 of
+    A and B, the difference B - A with its 95% paired-bootstrap interval and an exact
+    McNemar p-value; BRI likewise (sign-flip test). Any tool's ChatIR run files work."""
+    from convir.evaluation.compare import compare_files
+
+    if k < 1:
+        raise InputError(f"--k must be >= 1, got {k}")
+    result = compare_files(
+        run_a, run_b, k=k, search_space=search_space, resamples=resamples, seed=bootstrap_seed
+    )
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        _print_comparison(result)

@@ -23,7 +23,8 @@ def _ok_json(proc):
 def test_score_chatir_json(chatir_run):
     proc = _score("chatir", chatir_run, "--json")
     out = _ok_json(proc)
-    assert list(out) == ["hits_at_k", "recall_at_k", "bri", "k", "dialogues"]
+    assert list(out) == ["hits_at_k", "recall_at_k", "bri", "k", "dialogues", "recall_at_1", "ci"]
+    assert list(out["ci"]) == ["hits_at_k", "recall_at_1", "bri", "resamples", "seed"]
     a = ((math.log(13) + math.log(4)) / 2 + math.log(4)) / 2  # best ranks 12, 3, 3
     b = (math.log(26) + (math.log(26) + math.log(10)) / 2) / 2  # not found -> 25, 25, then 9
     assert out["hits_at_k"] == [0.0, 0.5, 1.0]
