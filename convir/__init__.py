@@ -4,4 +4,58 @@ Importing the package is cheap: torch, open_clip, FAISS and friends are imported
 only inside the backends that need them.
 """
 
+from __future__ import annotations
+
+from os import PathLike
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from convir.agent import ConvirAgent
+
 __version__ = "0.1.0"
+__all__ = ["__version__", "load_agent"]
+
+
+def load_agent(
+    index_path: str | PathLike[str],
+    *,
+    strategy: str = "auto",
+    policy: str = "rules",
+    checkpoint: str | Any = None,
+    generate: bool = False,
+    model: str | None = None,
+    pretrained: str | None = None,
+    text_model: str | None = None,
+    **config: Any,
+) -> ConvirAgent:
+    """The agent over a gallery saved by ``convir index``, in one call: the few lines a
+    Python user needs before ``agent.start(thread, "a red circle")``, ``agent.reply(...)``
+    and ``agent.explain(thread, image_id)``.
+
+    ``checkpoint``: where conversations live: ``None``/``"memory"``, ``"sqlite:PATH"``,
+    ``"postgresql://..."`` (the same spec ``convir serve`` takes, so both see the same
+    conversations) or a LangGraph checkpointer. ``generate``: let DAR draw images (the
+    testbed model only). ``policy="llm"`` reads its server from ``CONVIR_LLM_URL``. Any
+    other keyword is an :class:`~convir.state.AgentConfig` field (``top_k``, ``pool``...)."""
+    from convir.agent import build_agent, checkpointer
+    from convir.agents.resources import Resources
+
+    llm = None
+    if policy == "llm":
+        from convir.models.llm import OpenAICompatibleLLM
+
+        llm = OpenAICompatibleLLM()
+    saver = (
+        checkpointer(checkpoint)
+        if checkpoint is None or isinstance(checkpoint, str)
+        else checkpoint
+    )
+    resources = Resources.open(
+        index_path,
+        model=model,
+        pretrained=pretrained,
+        text_model=text_model,
+        generator=generate,
+        llm=llm,
+    )
+    return build_agent(resources, strategy, policy, checkpoint=saver, **config)

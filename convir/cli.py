@@ -14,6 +14,7 @@ from convir.errors import ConvirError
 from convir.evaluation.cli import data_app, eval_app
 from convir.index.caption_cli import caption_command
 from convir.index.cli import index_command, search_command
+from convir.mcp.cli import mcp_command
 from convir.server.cli import serve_command
 from convir.testbed.cli import testbed_app
 
@@ -33,6 +34,7 @@ app.command("caption")(caption_command)
 app.command("demo")(demo_command)
 app.command("chat")(chat_command)
 app.command("serve")(serve_command)
+app.command("mcp")(mcp_command)
 
 
 def _one_line_warnings() -> None:
