@@ -37,9 +37,18 @@ def load_agent(
     conversations) or a LangGraph checkpointer. ``generate``: let DAR draw images (the
     testbed model only). ``policy="llm"`` reads its server from ``CONVIR_LLM_URL``. Any
     other keyword is an :class:`~convir.state.AgentConfig` field (``top_k``, ``pool``...)."""
+    from pydantic import ValidationError
+
     from convir.agent import build_agent, checkpointer
     from convir.agents.resources import Resources
+    from convir.errors import InputError
+    from convir.state import AgentConfig
 
+    try:  # a wrong setting fails before any model loads
+        AgentConfig(strategy=strategy, **config)
+    except ValidationError as exc:
+        wrong = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InputError(f"load_agent: {wrong} (the settings: convir.state.AgentConfig)") from None
     llm = None
     if policy == "llm":
         from convir.models.llm import OpenAICompatibleLLM
