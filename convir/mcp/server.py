@@ -139,12 +139,30 @@ def _turn(talks: Conversations, run: Any) -> CallToolResult:
     return CallToolResult(content=content, structured_content=out)
 
 
+STORE_DOWN = "the conversation store is unavailable; retry in a few seconds"
+
+
 def _fixable(run: Any) -> Any:
-    """Run a tool's work; a convir error becomes a tool error with its own message."""
+    """Run a tool's work; a convir error becomes a tool error with its own message, and so
+    does a checkpoint database that does not answer (``convir serve``'s 503)."""
     try:
         return run()
     except ConvirError as exc:
         raise ToolError(str(exc)) from None
+    except Exception as exc:
+        if _database_down(exc):
+            raise ToolError(STORE_DOWN) from exc
+        raise
+
+
+def _database_down(exc: BaseException) -> bool:
+    """The HTTP server's test for a Postgres checkpoint that is down (it lives with the
+    server's guards, which import FastAPI: without it, such a failure is a plain error)."""
+    try:
+        from convir.server.guards import is_database_down
+    except ImportError:
+        return False
+    return is_database_down(exc)
 
 
 def _json(out: dict[str, Any]) -> TextContent:

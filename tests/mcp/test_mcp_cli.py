@@ -80,3 +80,19 @@ def test_the_http_transport_demands_the_api_key_when_one_is_set(loaded_agent):
     assert "API key" in missing.json()["detail"]
     assert bearer.status_code == header.status_code == 200, bearer.text
     assert '"serverInfo"' in bearer.text and '"convir"' in bearer.text
+
+
+def test_a_checkpoint_database_that_is_down_is_a_tool_error_to_retry():
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    from convir.mcp.server import STORE_DOWN, _fixable
+
+    PoolTimeout = type("PoolTimeout", (Exception,), {"__module__": "psycopg_pool"})
+
+    def store_down():
+        raise RuntimeError("turn failed") from PoolTimeout("couldn't get a connection")
+
+    with pytest.raises(ToolError, match=STORE_DOWN):
+        _fixable(store_down)
+    with pytest.raises(ZeroDivisionError):  # a bug stays a bug (the SDK logs it)
+        _fixable(lambda: 1 / 0)
