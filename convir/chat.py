@@ -55,7 +55,16 @@ def chat_command(
         "--stitch",
         help="STiTch form: published (5 descriptions x views) or token-ot (ours; docs/stitch.md).",
     ),
-    policy: str = typer.Option("rules", "--policy", help="rules, or llm (needs CONVIR_LLM_URL)."),
+    policy: str = typer.Option(
+        "rules",
+        "--policy",
+        help="rules, llm (needs CONVIR_LLM_URL), or package.module:Class (your own policy).",
+    ),
+    questions: str | None = typer.Option(
+        None,
+        "--questions",
+        help="package.module:Class: your own question bank (default: the gallery's).",
+    ),
     reference: str | None = typer.Option(
         None, "--reference", help="Gallery id of a reference image; the first message edits it."
     ),
@@ -76,12 +85,13 @@ def chat_command(
     ),
 ) -> None:
     """Chat with the retrieval agent: describe an image, answer its questions."""
-    from convir.agent import build_agent, checkpointer
+    from convir.agent import checkpointer
+    from convir.plugins import agent_with, check_bank_path, check_policy_name, use_question_bank
 
     if strategy not in ("auto", "dar", "stitch", "text"):
         raise InputError(f"--strategy must be auto, dar, stitch or text, got {strategy!r}")
-    if policy not in ("rules", "llm"):
-        raise InputError(f"--policy must be rules or llm, got {policy!r}")
+    check_policy_name(policy)  # plug-in classes are imported and checked here
+    check_bank_path(questions)
     if not 1 <= top <= 100:
         raise InputError(f"--top must be between 1 and 100, got {top}")
     if show is not None and show.suffix.lower() != ".png":
@@ -99,6 +109,7 @@ def chat_command(
     resources = _resources(
         index_path, model, pretrained, gallery_size, seed, generate, policy == "llm"
     )
+    use_question_bank(resources, questions)
     if not resources.has_images:
         _check_captions_only(strategy, reference, show)
     if reference is not None and reference not in set(resources.index.ids):
@@ -107,7 +118,7 @@ def chat_command(
             f"returned (e.g. {resources.index.id_of(0)!r})"
         )
     # the in-memory testbed's texts are its ground truth: answers are not read off them
-    agent = build_agent(
+    agent = agent_with(
         resources,
         strategy,
         policy,

@@ -125,8 +125,10 @@ def captions_setup(
     index_folder: Path,
     policy: str = "rules",
     progress: bool = False,
+    user: str | None = None,
 ) -> Setup:
-    """The gallery, dialogue ids and users of a captions run (module docstring)."""
+    """The gallery, dialogue ids and users of a captions run (module docstring); ``user``: a
+    plug-in class path built with CaptionUser's arguments."""
     from convir.evaluation.setup import Setup
     from convir.evaluation.users import CaptionUser
 
@@ -147,10 +149,15 @@ def captions_setup(
     resources = open_gallery(path, text_model, llm)
     targets = draw_targets(ids, count, seed)
     wanted = {t: captions[t] for t in targets.values()}
+    user_class = CaptionUser
+    if user is not None:
+        from convir.plugins import load_class
+
+        user_class = load_class(user, "user")
     return Setup(
         resources,
         list(targets),
-        lambda: CaptionUser(targets, wanted, error_rate=error_rate, seed=seed),
+        lambda: user_class(targets, wanted, error_rate=error_rate, seed=seed),
         "bank",
         None,
         f"Captions ({annotations.name}), gallery {len(ids)}, {count} dialogues, error {error_rate}",

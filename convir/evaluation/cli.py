@@ -22,10 +22,11 @@ from convir.evaluation.experiment import (
     ray_runs,
     summary_entry,
 )
+from convir.evaluation.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, check_resamples
 from convir.ray_cluster import ADDRESS_HELP
 
 if TYPE_CHECKING:
-    pass
+    from convir.evaluation.run_config import RunOptions
 
 eval_app = typer.Typer(help="Score run files and run evaluations.", no_args_is_help=True)
 data_app = typer.Typer(help="Inspect benchmark files.", no_args_is_help=True)
@@ -50,11 +51,6 @@ class SystemName(StrEnum):
     dar_ours = "dar-ours"
     stitch = "stitch"
     auto = "auto"
-
-
-class PolicyName(StrEnum):
-    rules = "rules"
-    llm = "llm"
 
 
 class Engine(StrEnum):
@@ -97,7 +93,7 @@ def _check_chatir_options(
     index: Path | None,
     dialogues_file: Path | None,
     testbed_only: list[str],
-    policy: PolicyName,
+    policy: str,
     modes: list[str],
     agents: bool,
 ) -> None:
@@ -112,7 +108,7 @@ def _check_chatir_options(
             f"{' and '.join(testbed_only)} apply to --benchmark testbed only: chatir's gallery "
             "is the index (or --search-space) and its answers are recorded"
         )
-    if agents and (policy is PolicyName.llm or modes != [Questions.info_gain.value]):
+    if agents and (policy == "llm" or modes != [Questions.info_gain.value]):
         raise InputError(
             "--benchmark chatir replays the recorded questions, so the agent must ask none "
             "of its own: use --policy rules and leave out --questions"
@@ -162,6 +158,7 @@ def _absolute(path: Path | None) -> Path | None:
 
 @eval_app.command("run")
 def run_command(
+    ctx: typer.Context,
     benchmark: Benchmark = typer.Option(
         Benchmark.testbed,
         "--benchmark",
@@ -177,14 +174,23 @@ def run_command(
         "gallery's own bank on captions (labelled concat/bank), none on chatir); "
         "text|dar|auto: the agent.",
     ),
-    policy: PolicyName = typer.Option(
-        PolicyName.rules, "--policy", help="Agent policy: rules or llm."
+    policy: str = typer.Option(
+        "rules",
+        "--policy",
+        help="Agent policy: rules, llm, or package.module:Class (your own; docs/evaluation.md).",
     ),
-    questions: list[Questions] = typer.Option(
-        [Questions.info_gain],
+    questions: list[str] = typer.Option(
+        ["info_gain"],
         "--questions",
-        help="Agent questioner; repeat to compare (testbed and captions: chatir replays "
-        "the recorded questions).",
+        help="Agent questioner: info_gain, random, testbed, llm, or package.module:Class (your "
+        "own question bank); repeat to compare (testbed and captions: chatir replays the "
+        "recorded questions).",
+    ),
+    user: str | None = typer.Option(
+        None,
+        "--user",
+        help="package.module:Class: your own simulated user, built with the benchmark's "
+        "user's arguments (testbed: TestbedUser's, captions: CaptionUser's).",
     ),
     rounds: int = typer.Option(10, "--rounds", help="Question rounds after the opening."),
     annotations: Path | None = typer.Option(
@@ -237,7 +243,12 @@ def run_command(
         help="Dialogues run at once (threads) by --engine graph; the concat baseline and the "
         "batched engine run a round at a time in batches instead.",
     ),
-    out: Path = typer.Option(..., "--out", help="Folder for run files, summary.json, plot."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Folder for run files, summary.json, config.json, plot (with --config: default "
+        "DIR/rerun).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
     use_ray: bool = typer.Option(
@@ -283,21 +294,143 @@ def run_command(
         help="KEY=VALUE, repeatable: an AgentConfig knob for every agent of the run (e.g. "
         "dar_image_weight_early=0.1); docs/agent.md lists them.",
     ),
+    resamples: int = typer.Option(
+        DEFAULT_RESAMPLES,
+        "--resamples",
+        help="Bootstrap resamples of the dialogues behind each 95% interval (0: none).",
+    ),
+    bootstrap_seed: int = typer.Option(
+        DEFAULT_SEED, "--bootstrap-seed", help="Seed of the bootstrap resamples."
+    ),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="DIR/config.json of an earlier run: rerun it as recorded (only --out, --json "
+        "and --progress may be given with it).",
+    ),
 ) -> None:
     """Simulated or replayed dialogues against each --strategy; writes
-    DIR/<strategy>.run.jsonl, DIR/summary.json, DIR/dialogues.jsonl (every dialogue's
-    questions, options and answers) and DIR/hits_at_10.png (Hits@10 per round, one line per
-    strategy). On --benchmark captions systems are labelled strategy/questions (concat/bank,
-    text/info_gain; run files strategy-questions.run.jsonl) and the gallery's index is kept
-    in DIR/index."""
+    DIR/<strategy>.run.jsonl, DIR/summary.json (with 95% bootstrap intervals),
+    DIR/config.json (everything needed to rerun it: --config), DIR/dialogues.jsonl (every
+    dialogue's questions, options and answers) and DIR/hits_at_10.png (Hits@10 per round,
+    one line per strategy). On --benchmark captions systems are labelled strategy/questions
+    (concat/bank, text/info_gain; run files strategy-questions.run.jsonl) and the gallery's
+    index is kept in DIR/index."""
+    if config is not None:
+        given = [  # typer vendors its own click: the source is compared by name
+            param.opts[0]
+            for param in ctx.command.params
+            if param.name not in DISPLAY_OPTIONS
+            and getattr(ctx.get_parameter_source(param.name or ""), "name", "") == "COMMANDLINE"
+        ]
+        if given:
+            raise InputError(
+                f"--config reruns a recorded run as it was; drop {given[0]} (to change it, "
+                'start a new run from the "command" in config.json)'
+            )
+        from convir.evaluation.run_config import CONFIG_NAME, read_config
+
+        source = config / CONFIG_NAME if config.is_dir() else config
+        options, record = read_config(source)
+        run_evaluation(options, out or source.parent / "rerun", as_json, progress, record, source)
+        return
+    if out is None:
+        raise InputError(
+            "give --out DIR (the folder for run files, summary.json, config.json), or "
+            "--config DIR/config.json to rerun a recorded run"
+        )
+    from convir.evaluation.run_config import RunOptions
+
+    options = RunOptions(
+        benchmark=benchmark.value,
+        strategies=tuple(s.value for s in strategies),
+        policy=policy,
+        questions=tuple(questions),
+        user=user,
+        rounds=rounds,
+        annotations=_path_text(annotations),
+        text_model=text_model,
+        dialogues=dialogues,
+        gallery_size=gallery_size,
+        seed=seed,
+        error_rate=error_rate,
+        index=_path_text(index),
+        dialogues_file=_path_text(dialogues_file),
+        search_space=_path_text(search_space),
+        workers=workers,
+        use_ray=use_ray,
+        ray_address=ray_address,
+        ray_actors=ray_actors,
+        via_index=via_index,
+        captioner=captioner.value,
+        engine=engine.value,
+        agent_config=tuple(agent_config),
+        resamples=resamples,
+        bootstrap_seed=bootstrap_seed,
+    )
+    run_evaluation(options, out, as_json, progress)
+
+
+DISPLAY_OPTIONS = ("config", "out", "as_json", "progress")
+
+
+def _path_text(path: Path | None) -> str | None:
+    return None if path is None else str(path.resolve())
+
+
+def _check_plugins(policy: str, modes: list[str], user: str | None, chatir: bool) -> None:
+    """Names a built-in knows, or importable classes with the protocol's methods."""
+    from convir.plugins import check_policy_name, is_plugin_path, load_class
+
+    check_policy_name(policy)
+    for mode in modes:
+        if is_plugin_path(mode):
+            load_class(mode, "questions")
+        elif mode not in {q.value for q in Questions}:
+            raise InputError(
+                f"--questions must be one of {', '.join(q.value for q in Questions)} or "
+                f"package.module:Class (your own question bank), got {mode!r}"
+            )
+    if user is not None:
+        if chatir:
+            raise InputError(
+                "--user replaces the simulated user; --benchmark chatir replays recorded "
+                "dialogues (the record is the user)"
+            )
+        if not is_plugin_path(user):
+            raise InputError(f"--user takes package.module:Class (your own user), got {user!r}")
+        load_class(user, "user")
+
+
+def run_evaluation(
+    options: RunOptions,
+    out: Path,
+    as_json: bool,
+    progress: bool,
+    recorded: dict[str, Any] | None = None,
+    recorded_at: Path | None = None,
+) -> None:
+    """Check the options, run every system, write the folder and print the tables;
+    ``recorded`` (a ``--config`` rerun): its versions are compared with this machine's and
+    the rerun's files with the recorded run's."""
+    o = options
+    rounds, workers, policy, captioner = o.rounds, o.workers, o.policy, o.captioner
+    gallery_size, dialogues, error_rate = o.gallery_size, o.dialogues, o.error_rate
+    text_model, via_index, use_ray = o.text_model, o.via_index, o.use_ray
+    annotations, index, dialogues_file, search_space = (
+        None if v is None else Path(v)
+        for v in (o.annotations, o.index, o.dialogues_file, o.search_space)
+    )
+    check_resamples(o.resamples)
     _check_run_options(rounds, workers)
-    knobs = agent_knobs(agent_config)
-    if not use_ray and (ray_address is not None or ray_actors is not None):
+    knobs = agent_knobs(list(o.agent_config))
+    if not use_ray and (o.ray_address is not None or o.ray_actors is not None):
         raise InputError("--ray-address and --ray-actors apply with --ray only; add --ray")
-    captions_run = benchmark is Benchmark.captions
+    captions_run = o.benchmark == Benchmark.captions
+    chatir = o.benchmark == Benchmark.chatir
     if not captions_run and annotations is not None:
         raise InputError("--annotations is for --benchmark captions")
-    if via_index and benchmark is not Benchmark.testbed:
+    if via_index and o.benchmark != Benchmark.testbed:
         raise InputError("--via-index is for --benchmark testbed (chatir already uses --index)")
     if text_model is not None and not captions_run and not via_index:
         raise InputError(
@@ -308,16 +441,16 @@ def run_command(
     if via_index:
         from convir.evaluation.via_index import check_text_model
 
-        check_text_model(captioner.value, text_model)
-    if knobs.get("caption_weight", 0) > 0 and benchmark is Benchmark.testbed and not text_model:
+        check_text_model(captioner, text_model)
+    if knobs.get("caption_weight", 0) > 0 and o.benchmark == Benchmark.testbed and not text_model:
         raise InputError(
             f"--agent-config caption_weight={knobs['caption_weight']} has no effect without "
             "caption vectors: add --via-index --text-model all-MiniLM-L6-v2"
         )
-    labels = [s.value for s in strategies]
+    labels = list(o.strategies)
     agents = [s for s in labels if s != "concat"]
-    modes = list(dict.fromkeys(q.value for q in questions))
-    chatir = benchmark is Benchmark.chatir
+    modes = list(dict.fromkeys(o.questions))
+    _check_plugins(policy, modes if agents else [], o.user, chatir)
     if captions_run:
         others = [
             name
@@ -372,27 +505,30 @@ def run_command(
     )
     from convir.evaluation.metrics import recall_at_k_per_round
     from convir.evaluation.plots import plot_hits
+    from convir.evaluation.run_config import drift, run_record, write_config
+    from convir.evaluation.stats import intervals
 
     spec = RunSpec(
         chatir,
         tuple(labels),
         tuple(modes),
-        policy.value,
-        seed,
+        policy,
+        o.seed,
         gallery_size,
         dialogues,
         error_rate,
-        _absolute(index),
-        _absolute(dialogues_file),
-        _absolute(search_space),
+        index,
+        dialogues_file,
+        search_space,
         progress,
         (out / "galleries").resolve() if via_index else None,
-        captioner.value,
+        captioner,
         tuple(knobs.items()),
-        engine.value,
-        _absolute(annotations),
+        o.engine,
+        annotations,
         text_model,
         (out / "index").resolve() if captions_run else None,
+        o.user,
     )
     setup, systems = build_systems(spec)
     if knobs.get("caption_weight", 0) > 0 and not setup.resources.has_caption_channel:
@@ -401,28 +537,41 @@ def run_command(
             "gallery has no caption vectors (a captions-only gallery is searched by its texts "
             "already; an image index needs `convir index FOLDER --captions F --text-model NAME`)"
         )
+    record = run_record(options, spec, setup, systems)
+    if recorded is not None:
+        for line in drift(recorded, record):
+            typer.echo(f"warning: {line}; the rerun may differ", err=True)
+    write_config(out, record)
+    mode_of = {spec.system_label(s, m): m for s in agents for m in modes}
     size = setup.resources.index.count
     if use_ray:
         runs = ray_runs(
-            spec, list(systems), setup.dialogue_ids, rounds, workers, ray_address, ray_actors
+            spec, list(systems), setup.dialogue_ids, rounds, workers, o.ray_address, o.ray_actors
         )
     else:
         runs = local_runs(setup, systems, rounds, workers, progress)
     summary: dict[str, Any] = {}
     dialogue_log: list[str] = []
+    run_files: list[str] = []
     for label, records, seconds in runs:
-        write_run_file(records, out / f"{label.replace('/', '-')}.run.jsonl")
+        run_files.append(f"{label.replace('/', '-')}.run.jsonl")
+        write_run_file(records, out / run_files[-1])
         scores = summarize(records, HITS_K, search_space_size=size)
-        recall_at_1 = recall_at_k_per_round(as_run(records).ranks(), 1).tolist()
-        summary[label] = summary_entry(scores, seconds, rounds, recall_at_1)
+        ranks = as_run(records).ranks()
+        recall_at_1 = recall_at_k_per_round(ranks, 1).tolist()
+        ci = None
+        if o.resamples:
+            ci = intervals(ranks, HITS_K, scores.missing_rank, o.resamples, o.bootstrap_seed)
+            ci |= {"resamples": o.resamples, "seed": o.bootstrap_seed}
+        summary[label] = summary_entry(scores, seconds, rounds, recall_at_1, ci)
         if captions_run:
             strategy, _, mode = label.partition("/")
             if strategy != "concat":
-                summary[label]["policy"] = policy.value
-            summary[label]["questions"] = mode
+                summary[label]["policy"] = policy
+            summary[label]["questions"] = mode_of.get(label, mode)
         elif label != "concat":
-            mode = label.rpartition("-")[2] if len(modes) > 1 else modes[0]
-            summary[label] |= {"policy": policy.value, "questions": setup.agent_questions or mode}
+            mode = mode_of[label]
+            summary[label] |= {"policy": policy, "questions": setup.agent_questions or mode}
         dialogue_log += [json.dumps(line) + "\n" for line in dialogue_lines(label, records)]
     write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     write_text(out / "dialogues.jsonl", "".join(dialogue_log))
@@ -432,24 +581,60 @@ def run_command(
         k=HITS_K,
         title=setup.title,
     )
+    if recorded_at is not None:
+        _report_rerun(recorded_at.parent, out, [*run_files, "dialogues.jsonl"])
     if as_json:
         typer.echo(json.dumps(summary))
         return
-    n = len(setup.dialogue_ids)
-    tables = [("hits_at_10", f"Hits@{HITS_K}")]
-    if captions_run:
-        tables.append(("recall_at_1", "Recall@1"))
-    width = {label: max(8, len(label)) for label in summary}
+    _print_tables(summary, len(setup.dialogue_ids), size, rounds, o.resamples, o.bootstrap_seed)
+    typer.echo(
+        f"wrote {out}/<strategy>.run.jsonl, summary.json, config.json, dialogues.jsonl, "
+        "hits_at_10.png"
+    )
+
+
+def _report_rerun(before: Path, after: Path, names: list[str]) -> None:
+    """One stderr line: which of the rerun's files are byte for byte the recorded run's."""
+    if before.resolve() == after.resolve():
+        return
+    verdicts = []
+    for name in names:
+        old = before / name
+        same = old.is_file() and old.read_bytes() == (after / name).read_bytes()
+        verdicts.append(f"{name} {'identical' if same else 'DIFFERS'}")
+    typer.echo(f"rerun of {before}: " + ", ".join(verdicts), err=True)
+
+
+def _cell(value: float, ci: list[float] | None) -> str:
+    return f"{value:.3f}" if ci is None else f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _print_tables(
+    summary: dict[str, Any], n: int, size: int, rounds: int, resamples: int, seed: int
+) -> None:
+    """Hits@10 and Recall@1 per round, one column per system, then BRI; with intervals."""
+    if resamples:
+        typer.echo(
+            f"[lo, hi]: 95% bootstrap interval over the {n} dialogues ({resamples} resamples, "
+            f"seed {seed})"
+        )
+    tables = [("hits_at_10", f"Hits@{HITS_K}"), ("recall_at_1", "Recall@1")]
+    width = {label: max(22 if resamples else 8, len(label)) for label in summary}
     for key, name in tables:
         typer.echo(f"{name} per round ({n} dialogues, gallery {size}):")
         typer.echo(f"{'round':>5}  " + "  ".join(f"{k:>{width[k]}}" for k in summary))
         for r in range(rounds + 1):
-            row = "  ".join(f"{s[key][r]:>{width[k]}.3f}" for k, s in summary.items())
-            typer.echo(f"{r:>5}  {row}")
+            cells = [
+                f"{_cell(s[key][r], s[key + '_ci'][r] if resamples else None):>{width[k]}}"
+                for k, s in summary.items()
+            ]
+            typer.echo(f"{r:>5}  " + "  ".join(cells))
     typer.echo(
-        "BRI (lower is better): " + ", ".join(f"{k} {s['bri']:.3f}" for k, s in summary.items())
+        "BRI (lower is better): "
+        + ", ".join(
+            f"{k} {_cell(s['bri'], s['bri_ci'] if resamples else None)}" for k, s in summary.items()
+        )
     )
-    typer.echo(f"wrote {out}/<strategy>.run.jsonl, summary.json, dialogues.jsonl, hits_at_10.png")
 
 
 from convir.evaluation import composed_cli, score_cli  # noqa: E402, F401  (register commands)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from convir.errors import InputError
 from convir.evaluation.setup import Setup
+from convir.plugins import is_plugin_path, load_class, short_name
 
 if TYPE_CHECKING:
     from convir.agents.resources import Resources
@@ -64,9 +65,15 @@ def agent_factory(engine: str) -> Any:
 
 
 def summary_entry(
-    scores: ChatIRScores, seconds: float, rounds: int, recall_at_1: list[float] | None = None
+    scores: ChatIRScores,
+    seconds: float,
+    rounds: int,
+    recall_at_1: list[float] | None = None,
+    ci: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A system's summary.json entry; ``recall_at_1`` (per round) is added when given."""
+    """A system's summary.json entry; ``recall_at_1`` (per round) is added when given, and
+    with ``ci`` (``stats.intervals`` plus its resamples and seed) the 95% intervals:
+    ``hits_at_10_ci``, ``recall_at_1_ci`` (``[lo, hi]`` per round), ``bri_ci``, ``bootstrap``."""
     entry: dict[str, Any] = {
         "hits_at_10": [round(h, 4) for h in scores.hits_at_k],
         "recall_at_10": [round(r, 4) for r in scores.recall_at_k],
@@ -77,6 +84,15 @@ def summary_entry(
     }
     if recall_at_1 is not None:
         entry["recall_at_1"] = [round(r, 4) for r in recall_at_1]
+    if ci is not None:
+
+        def pair(lo_hi: list[float]) -> list[float]:
+            return [round(lo_hi[0], 4), round(lo_hi[1], 4)]
+
+        entry["hits_at_10_ci"] = [pair(c) for c in ci["hits_at_k"]]
+        entry["recall_at_1_ci"] = [pair(c) for c in ci["recall_at_1"]]
+        entry["bri_ci"] = pair(ci["bri"])
+        entry["bootstrap"] = {"resamples": ci["resamples"], "seed": ci["seed"]}
     return entry
 
 
@@ -91,7 +107,10 @@ def testbed_setup(
     via_index: Path | None = None,
     captions: str = "testbed",
     text_model: str | None = None,
+    user: str | None = None,
 ) -> Setup:
+    """The testbed gallery, targets and users (``user``: a plug-in class path built with
+    TestbedUser's arguments)."""
     import numpy as np
 
     from convir.evaluation.users import TestbedUser
@@ -122,10 +141,11 @@ def testbed_setup(
         how = "in memory"
     picks = np.random.default_rng(seed).choice(gallery_size, size=dialogues, replace=False)
     targets = {str(d): int(t) for d, t in enumerate(picks)}
+    user_class = TestbedUser if user is None else load_class(user, "user")
     return Setup(
         resources,
         list(targets),
-        lambda: TestbedUser(
+        lambda: user_class(
             world, targets, error_rate=error_rate, seed=seed, gallery_ids=gallery_ids
         ),
         "random",
@@ -182,6 +202,7 @@ class RunSpec:
     annotations: Path | None = None  # captions: the caption file (its own benchmark)
     text_model: str | None = None  # captions, or via_index: the sentence model's name or folder
     index_folder: Path | None = None  # captions: where the gallery's index is kept
+    user: str | None = None  # a plug-in simulated user's class path (testbed, captions)
 
     @property
     def captions_benchmark(self) -> bool:
@@ -189,7 +210,9 @@ class RunSpec:
 
     def system_label(self, strategy: str, mode: str) -> str:
         """A system's label: ``{strategy}/{questions}`` on captions (``concat/bank``,
-        ``text/info_gain``); elsewhere the strategy, ``-{mode}`` when modes are compared."""
+        ``text/info_gain``); elsewhere the strategy, ``-{mode}`` when modes are compared. A
+        plug-in bank's mode is its class name (``text-MyBank``)."""
+        mode = short_name(mode) if is_plugin_path(mode) else mode
         if self.captions_benchmark:
             return f"{strategy}/{mode}"
         if strategy == "concat" or len(self.modes) == 1:
@@ -204,6 +227,12 @@ def build_systems(spec: RunSpec) -> tuple[Setup, dict[str, Any]]:
 
     agents = [s for s in spec.labels if s != "concat"]
     factory = agent_factory(spec.engine) if agents else None
+    if agents and is_plugin_path(spec.policy):
+        from functools import partial
+
+        from convir.plugins import agent_with
+
+        factory = partial(agent_with, engine=spec.engine)
     if spec.captions_benchmark:
         from convir.evaluation.captions_benchmark import captions_setup
 
@@ -219,6 +248,7 @@ def build_systems(spec: RunSpec) -> tuple[Setup, dict[str, Any]]:
             spec.index_folder,
             spec.policy,
             spec.progress,
+            spec.user,
         )
     elif spec.chatir:
         assert spec.index is not None and spec.dialogues_file is not None
@@ -239,6 +269,7 @@ def build_systems(spec: RunSpec) -> tuple[Setup, dict[str, Any]]:
             spec.via_index,
             spec.captions,
             spec.text_model,
+            spec.user,
         )
     systems: dict[str, Any] = {}
     for label in spec.labels:
@@ -268,9 +299,14 @@ def build_systems(spec: RunSpec) -> tuple[Setup, dict[str, Any]]:
 
 
 def with_bank(resources: Resources, mode: str) -> tuple[Resources, str]:
-    """The gallery with the question bank a --questions mode names, and how to choose."""
+    """The gallery with the question bank a --questions mode names (a built-in, or a
+    plug-in class path), and how to choose."""
     if mode in ("info_gain", "random"):
         return resources, mode
+    if is_plugin_path(mode):
+        from convir.plugins import load_question_bank
+
+        return replace(resources, question_bank=load_question_bank(mode, resources)), "info_gain"
     if mode == "testbed":
         from convir.testbed.questions import TemplateBank
 

@@ -38,7 +38,12 @@ def serve_command(
         "--stitch",
         help="STiTch form: published (5 descriptions x views) or token-ot (ours; docs/stitch.md).",
     ),
-    policy: str = typer.Option("rules", "--policy", help="rules, or llm (needs CONVIR_LLM_URL)."),
+    policy: str = typer.Option(
+        "rules", "--policy", help="rules, llm (needs CONVIR_LLM_URL), or package.module:Class."
+    ),
+    questions: str | None = typer.Option(
+        None, "--questions", help="package.module:Class: your own question bank."
+    ),
     checkpoint: str = typer.Option(
         DEFAULT_CHECKPOINT,
         "--checkpoint",
@@ -56,16 +61,17 @@ def serve_command(
     """Serve the agent: JSON API (/docs), streamed turns (SSE) and a chat page at /."""
     from importlib.util import find_spec
 
-    from convir.agent import build_agent, checkpointer
+    from convir.agent import checkpointer
     from convir.chat import _resources
+    from convir.plugins import agent_with, check_bank_path, check_policy_name, use_question_bank
 
     missing = [m for m in ("fastapi", "uvicorn") if find_spec(m) is None]
     if missing or not (find_spec("python_multipart") or find_spec("multipart")):
         raise InputError("convir serve needs the extra: pip install 'convir[server]'")
     if strategy not in ("auto", "dar", "stitch", "text"):
         raise InputError(f"--strategy must be auto, dar, stitch or text, got {strategy!r}")
-    if policy not in ("rules", "llm"):
-        raise InputError(f"--policy must be rules or llm, got {policy!r}")
+    check_policy_name(policy)
+    check_bank_path(questions)
     if not 0 <= port <= 65535:
         raise InputError(f"--port must be between 0 and 65535, got {port}")
     if not 1 <= workers_threads <= 1024:
@@ -84,8 +90,9 @@ def serve_command(
     resources = _resources(
         index_path, model, pretrained, gallery_size, seed, generate, policy == "llm"
     )
+    use_question_bank(resources, questions)
     # the in-memory testbed's texts are its ground truth: answers are not read off them
-    agent = build_agent(
+    agent = agent_with(
         resources,
         strategy,
         policy,

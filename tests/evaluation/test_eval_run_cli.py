@@ -29,6 +29,7 @@ def test_run_writes_run_file_summary_and_plot(tiny_run):
     out, printed = tiny_run
     assert sorted(p.name for p in out.iterdir()) == [
         "concat.run.jsonl",
+        "config.json",
         "dialogues.jsonl",
         "hits_at_10.png",
         "summary.json",
