@@ -22,8 +22,10 @@ def test_load_agent_starts_replies_and_explains(gallery_index, tmp_path):
     assert second.turn == 1
     why = agent.explain("t1", second.ranking[0])
     assert why.rank == 1 and why.score == pytest.approx(sum(t.value for t in why.terms))
-    # the same file, opened again, holds the conversation (as convir serve and mcp share it)
-    again = convir.load_agent(gallery_index, checkpoint=f"sqlite:{tmp_path / 'c.db'}")
+    # the file holds the conversation for another agent (as convir serve and mcp share it)
+    from convir.agent import ConvirAgent, checkpointer
+
+    again = ConvirAgent(agent.resources, checkpoint=checkpointer(f"sqlite:{tmp_path / 'c.db'}"))
     assert again.state("t1")["turn"] == 1
 
 
