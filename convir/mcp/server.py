@@ -32,7 +32,7 @@ with options: ask the person that question (offer the options, but any answer is
 pass their reply to answer with the same session_id; each answer reranks the gallery. When \
 the person wants one of the results changed ("like this one but blue"), call edit_image with \
 its id. why tells how a result's score was made. Results carry image ids and small \
-thumbnails; read image://{id} for a full image."""
+thumbnails; read a result's image_uri (image://ID) for the full image."""
 
 SEARCH = """\
 Start a new image search from a description of the image the person is looking for \
