@@ -120,3 +120,24 @@ def test_chat_asks_from_a_bank_in_the_current_directory():
     assert f"convir> {plugin_examples.ASKED}" in proc.stdout
     bad = cli("chat", "--policy", "plugin_examples:NoMenu", cwd=TESTS, timeout=60)
     assert bad.returncode == 2 and "NoMenu is not a Policy: it lacks decide" in bad.stderr
+
+
+def test_the_docs_question_bank_runs_and_compares_from_the_current_directory(tmp_path):
+    """docs/evaluation.md's 20-line bank, saved as my_bank.py: run beside random questions
+    through the real entry point, then `convir eval compare` on the two run files."""
+    docs = (TESTS.parent / "docs" / "evaluation.md").read_text()
+    code = docs.split("```python\n# my_bank.py\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "my_bank.py").write_text(code)
+    proc = cli(*TINY, "--strategy", "text", "--questions", "random", "--questions",
+               "my_bank:PairBank", "--no-progress", "--out", "run", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = (tmp_path / "run" / "dialogues.jsonl").read_text().splitlines()
+    asked = [t["question"] for x in map(json.loads, lines) if x["system"] == "text-PairBank"
+             for t in x["turns"]]  # fmt: skip
+    assert asked and all(q.startswith("is there a ") for q in asked)
+    runs = [tmp_path / "run" / f"text-{m}.run.jsonl" for m in ("random", "PairBank")]
+    proc = cli("eval", "compare", *runs, "--json", "--missing-rank", "100", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    compared = json.loads(proc.stdout)
+    assert compared["dialogues"] == 4 and len(compared["rounds"]) == 3
+    assert compared["rounds"][0]["hits_at_10"]["diff"] == 0  # same opening, same ranking

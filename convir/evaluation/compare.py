@@ -56,15 +56,19 @@ def compare_runs(
     search_space_size: int | None = None,
     resamples: int = stats.DEFAULT_RESAMPLES,
     seed: int = stats.DEFAULT_SEED,
+    missing_rank: float | None = None,
 ) -> dict[str, Any]:
     """The comparison as ``convir eval compare --json`` prints it: ``{"a", "b",
     "dialogues", "k", "method", "rounds": [{"round", "hits_at_K": {"a", "b", "diff", "ci",
-    "p"}, "recall_at_1": {...}}], "bri": {...}}``; diff is B - A."""
+    "p"}, "recall_at_1": {...}}], "bri": {...}}``; diff is B - A. A target absent from its
+    ranking gets BRI rank ``missing_rank``, else the search-space size, else the longest
+    ranking of either run (``convir eval run`` uses the gallery size)."""
     if resamples < stats.MIN_RESAMPLES:
         raise InputError(f"--resamples must be at least {stats.MIN_RESAMPLES} to compare")
     order = _aligned(a, b, name_a, name_b)
     # one rank for targets neither ranking holds, the same for both (else BRI is unpaired)
-    missing_rank = float(search_space_size or max(a.longest_ranking(), b.longest_ranking()))
+    if missing_rank is None:
+        missing_rank = float(search_space_size or max(a.longest_ranking(), b.longest_ranking()))
     ranks_a, ranks_b = a.ranks(), b.ranks()[np.asarray(order, dtype=np.int64)]
     if missing_rank == 0 and (np.isinf(ranks_a).any() or np.isinf(ranks_b).any()):
         raise InputError("every ranking is empty: pass --search-space so misses get a rank")
@@ -89,6 +93,7 @@ def compare_runs(
             "p_bri": "paired sign-flip randomisation test (two-sided)",
             "missing_rank": missing_rank,
         },
+        "not_found": {"a": int(np.isinf(ranks_a).sum()), "b": int(np.isinf(ranks_b).sum())},
         "rounds": [
             {"round": t, hits_key: h, "recall_at_1": r}
             for t, (h, r) in enumerate(zip(result["hits"], result["recall_at_1"], strict=True))
@@ -105,6 +110,7 @@ def compare_files(
     search_space: Path | None = None,
     resamples: int = stats.DEFAULT_RESAMPLES,
     seed: int = stats.DEFAULT_SEED,
+    missing_rank: float | None = None,
 ) -> dict[str, Any]:
     """:func:`compare_runs` on two run files (checked as ``convir eval score`` checks them)."""
     from convir.evaluation.loaders import load_search_space
@@ -120,6 +126,7 @@ def compare_files(
         search_space_size=len(space) if space else None,
         resamples=resamples,
         seed=seed,
+        missing_rank=missing_rank,
     )
 
 

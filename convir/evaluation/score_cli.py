@@ -277,6 +277,12 @@ def compare_command(
     bootstrap_seed: int = typer.Option(
         DEFAULT_SEED, "--bootstrap-seed", help="Seed of the resamples and sign flips."
     ),
+    missing_rank: int | None = typer.Option(
+        None,
+        "--missing-rank",
+        help="BRI's rank for a target absent from its ranking (default: the --search-space "
+        "size, else the longest ranking); `convir eval run` uses the gallery size.",
+    ),
 ) -> None:
     """Paired comparison of two runs on the same dialogues: per round Hits@K and Recall@1 of
     A and B, the difference B - A with its 95% paired-bootstrap interval and an exact
@@ -285,9 +291,24 @@ def compare_command(
 
     if k < 1:
         raise InputError(f"--k must be >= 1, got {k}")
+    if missing_rank is not None and missing_rank < 1:
+        raise InputError(f"--missing-rank must be >= 1, got {missing_rank}")
     result = compare_files(
-        run_a, run_b, k=k, search_space=search_space, resamples=resamples, seed=bootstrap_seed
+        run_a,
+        run_b,
+        k=k,
+        search_space=search_space,
+        resamples=resamples,
+        seed=bootstrap_seed,
+        missing_rank=None if missing_rank is None else float(missing_rank),
     )
+    lost = result["not_found"]
+    if (lost["a"] or lost["b"]) and search_space is None and missing_rank is None:
+        _warn(
+            f"{lost['a']} (A) and {lost['b']} (B) (dialogue, round) targets were not in their "
+            f"rankings; BRI ranks them {int(result['method']['missing_rank'])} (the longest "
+            "ranking): pass --missing-rank GALLERY_SIZE (as eval run does) or --search-space"
+        )
     if as_json:
         typer.echo(json.dumps(result))
     else:

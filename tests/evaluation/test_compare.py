@@ -167,3 +167,14 @@ def test_score_prints_intervals(chatir_run):
     assert "ci" not in json.loads(none.stdout)
     text = CliRunner().invoke(app, args)
     assert "95% bootstrap interval over dialogues (2000 resamples, seed 0)" in text.stdout
+
+
+def test_missing_rank_moves_bri_only():
+    a, b = planted_pair(np.random.default_rng(7), 0.3, 0.3)
+    dropped = ChatIRRun(b.dialogue_ids, b.targets, [[r[1:] for r in rs] for rs in b.rankings])
+    near = compare_runs(a, dropped, resamples=200)
+    far = compare_runs(a, dropped, resamples=200, missing_rank=1000.0)
+    assert near["method"]["missing_rank"] == LENGTH and far["method"]["missing_rank"] == 1000
+    assert near["not_found"]["b"] > 0 and near["not_found"]["a"] == 0
+    assert far["bri"]["b"] > near["bri"]["b"] and far["bri"]["a"] == near["bri"]["a"]
+    assert far["rounds"] == near["rounds"]
