@@ -120,6 +120,11 @@ def test_chat_asks_from_a_bank_in_the_current_directory():
     assert f"convir> {plugin_examples.ASKED}" in proc.stdout
     bad = cli("chat", "--policy", "plugin_examples:NoMenu", cwd=TESTS, timeout=60)
     assert bad.returncode == 2 and "NoMenu is not a Policy: it lacks decide" in bad.stderr
+    serve = cli("serve", "--questions", "plugin_examples:NeverAsk", cwd=TESTS, timeout=60)
+    assert serve.returncode == 2 and serve.stderr.strip() == (
+        "error: --questions plugin_examples:NeverAsk: NeverAsk is not a QuestionBank: it lacks "
+        "menu(dialogue, candidates) -> list[Askable]"
+    )
 
 
 def test_the_docs_question_bank_runs_and_compares_from_the_current_directory(tmp_path):
