@@ -38,7 +38,8 @@ def _memory_saver() -> Any:
 
 
 POOL_SIZE = 8  # connections: one per concurrent turn is plenty
-POOL_TIMEOUT_S = 5.0  # how long a request waits for a connection before failing (-> HTTP 503)
+POOL_TIMEOUT_S = 5.0  # how long a request waits for connections, in all, before failing (-> 503)
+HEALTH_WAIT_S = 1.0  # /health: how long it waits before saying "degraded"
 
 
 def _postgres_saver(spec: str, saver_class: Any) -> Any:
@@ -47,15 +48,19 @@ def _postgres_saver(spec: str, saver_class: Any) -> Any:
     Every connection is checked when taken from the pool (a cheap round trip), so after
     the server restarts the dead ones are dropped and new ones opened, and a request made
     while it is down fails after ``POOL_TIMEOUT_S`` (``psycopg_pool.PoolTimeout``) instead of
-    hanging; nothing written before the restart is lost (it is in the database).
+    hanging; nothing written before the restart is lost (it is in the database). Inside
+    a :func:`convir.wait_budget.wait_budget` (the server opens one per request) every wait
+    for a connection is charged to that one budget.
     """
     try:
         from psycopg_pool import ConnectionPool
+
+        from convir.wait_budget import budgeted_pool_class
     except ImportError as exc:
         raise InputError(
             "Postgres checkpoints need the extra: pip install 'convir[postgres]'"
         ) from exc
-    pool = ConnectionPool(
+    pool = budgeted_pool_class()(
         spec,
         min_size=1,
         max_size=POOL_SIZE,
@@ -221,26 +226,31 @@ class ConvirAgent:
         snap = self.graph.get_state(cfg)  # existence, transcript length, pending: one read
         if not snap.values:
             raise InputError(f"no conversation {thread_id!r}; start() it first")
+        if _stopped_midway(snap):  # the process died during the last turn: finish it first,
+            last_result(self._stream(None, cfg, 0))  # so the new message does not drop it
+            snap = self.graph.get_state(cfg)
         seen = len(snap.values.get("transcript", []))
         if _pending(snap) is not None:
-            command = Command(resume=str(message), update={"message_key": key})
+            # the key travels with the answer, so it is saved by the step that folds the
+            # answer in (never before it: a retry must not take an unrun turn for done)
+            command = Command(resume={"answer": str(message), "message_key": key})
             return self._stream(command, cfg, seen)
         return self._stream({"message": str(message), "message_key": key}, cfg, seen)
 
     def unfinished(self, thread_id: str) -> bool:
-        """Whether the last turn stopped midway (the process died during it): the graph has
-        steps left and is not waiting for an answer."""
-        snap = self.graph.get_state(self._cfg(thread_id))
-        return bool(snap.next) and not getattr(snap, "interrupts", ())
+        """Whether the last turn stopped midway (the process died during it): see
+        :func:`_stopped_midway`."""
+        return _stopped_midway(self.graph.get_state(self._cfg(thread_id)))
 
     def resume_stream(self, thread_id: str) -> Iterator[tuple[str, dict] | TurnResult]:
-        """Finish a turn that stopped midway, from its last checkpoint."""
-        seen = len(self.state(thread_id).get("transcript", []))
-        return self._stream(None, self._cfg(thread_id), seen)
+        """Finish a turn that stopped midway, from its last durable point: the last
+        checkpoint plus the writes of the steps that finished after it."""
+        return self._stream(None, self._cfg(thread_id), _turn_from(self.state(thread_id)))
 
     def current(self, thread_id: str) -> TurnResult:
-        """The conversation's latest turn result, as it stands (no new turn)."""
-        return self._result(thread_id, len(self.state(thread_id).get("transcript", [])))
+        """The conversation's latest turn result, as it stands (no new turn): the same
+        result the turn returned when it ran, its transcript lines included."""
+        return self._result(thread_id, _turn_from(self.state(thread_id)))
 
     def _stream(
         self, payload: Any, cfg: dict, seen: int, durability: str | None = None
@@ -270,8 +280,9 @@ def check_reference(resources: Resources, reference_id: str | None) -> None:
     try:
         resources.index.position_of(reference_id)
     except KeyError:
+        shown = repr(reference_id) if len(reference_id) <= 80 else repr(reference_id[:80]) + "..."
         raise InputError(
-            f"reference image {reference_id!r} is not in the gallery; pass the id of an image "
+            f"reference image {shown} is not in the gallery; pass the id of an image "
             f"a search returned (e.g. {resources.index.id_of(0)!r})"
         ) from None
 
@@ -294,6 +305,21 @@ def last_result(events: Iterator[tuple[str, dict] | TurnResult]) -> TurnResult:
     if not isinstance(result, TurnResult):
         raise RuntimeError("the turn's event stream ended without a result")
     return result
+
+
+def _stopped_midway(snap: Any) -> bool:
+    """A turn the process died in: a step is still due (``snap.tasks``) and the graph is not
+    paused on a question. ``snap.next`` alone misses one window: a step's writes were saved
+    but the checkpoint after it was not; then ``next`` is empty, the step is listed in
+    ``tasks`` with its writes, and resuming applies them and goes on."""
+    return bool(snap.values) and bool(snap.tasks) and not getattr(snap, "interrupts", ())
+
+
+def _turn_from(state: ConvState | dict) -> int:
+    """Where the current turn's transcript lines start (conversations saved before
+    ``turn_from`` existed: the end, as before)."""
+    transcript = state.get("transcript", [])
+    return int(state.get("turn_from", len(transcript)))
 
 
 def _pending(snap: Any) -> str | None:

@@ -56,6 +56,7 @@ class ConvState(TypedDict, total=False):
     question_gain: float  # its information gain (nats) when it was chosen
     next_action: Action
     transcript: Annotated[list[str], operator.add]
+    turn_from: int  # where the current turn's lines start in ``transcript`` (a replay shows them)
 
 
 def turn_strategy(

@@ -63,6 +63,7 @@ def receive_node(config: AgentConfig) -> Callable[[ConvState], dict]:
             "question": None,
             "asked": state.get("asked", []),
             "transcript": lines,
+            "turn_from": len(state.get("transcript", [])),
         }
 
     return receive

@@ -19,15 +19,16 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+from convir.server.body_limit import BodyLimit
 from convir.server.guards import ERRORS, install_guards
 from convir.server.routes import images, meta, sessions
-from convir.server.service import Service, keyed_session_id
+from convir.server.service import Service
 
 if TYPE_CHECKING:
     from convir.agent import ConvirAgent
     from convir.agents.resources import Resources
 
-__all__ = ["create_app", "keyed_session_id"]
+__all__ = ["create_app"]
 
 
 def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = None) -> FastAPI:
@@ -39,6 +40,7 @@ def create_app(agent: ConvirAgent, resources: Resources, api_key: str | None = N
         responses=ERRORS,
     )
     app.state.service = Service(agent, resources, api_key)
+    app.add_middleware(BodyLimit)  # inside the API key gate, which install_guards adds
     install_guards(app, api_key)
     for routes in (meta, sessions, images):
         app.include_router(routes.router)

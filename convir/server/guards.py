@@ -1,5 +1,6 @@
 """What every request passes before a route sees it, and how errors become JSON: the API key
-and body-size gate (a middleware, before any parsing), and the exception handlers (422
+gate (a middleware, before any parsing; the body's size is counted by ``body_limit`` just
+inside it), and the exception handlers (422
 without echoing the body, 400/409/413/415 for refusals, 503 + Retry-After when the
 checkpoint database is down, a JSON 500 for anything else)."""
 
@@ -11,19 +12,19 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
+from convir.agent import HEALTH_WAIT_S, POOL_TIMEOUT_S
 from convir.errors import ConvirError
 from convir.server.auth import key_matches, presented_keys
 from convir.server.busy import SessionBusyError
 from convir.server.models import Problem
-from convir.server.uploads import MAX_UPLOAD_BYTES, UnsupportedUploadError, UploadTooLargeError
-from convir.state import MAX_MESSAGE_CHARS
+from convir.server.uploads import UnsupportedUploadError, UploadTooLargeError
+from convir.wait_budget import wait_budget
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem} for code in (400, 401, 404, 409, 411, 413, 415, 422)
 }
 
 
-MAX_JSON_BYTES = 64 * 1024  # a message is <= 2,000 characters: 64 kB is ample
 MAX_REPORTED_ERRORS = 3
 
 
@@ -55,7 +56,8 @@ def install_guards(app: FastAPI, api_key: str | None) -> None:
     @app.middleware("http")
     async def gate(request: Request, call_next: Any) -> Response:
         """Before any parsing: the API key on every path (API, page, images, /docs,
-        /openapi.json) when one is set, and an upload's declared size."""
+        /openapi.json) when one is set. (The body's size is ``body_limit``'s, just inside.)
+        Then the request runs within one wait budget for the database (``wait_budget``)."""
         if api_key is not None:
             offered = presented_keys(
                 dict(request.headers),
@@ -72,32 +74,9 @@ def install_guards(app: FastAPI, api_key: str | None) -> None:
                     401,
                     headers={"WWW-Authenticate": "Bearer"},
                 )
-        if request.method in ("POST", "PUT", "PATCH") and request.url.path != "/uploads":
-            length = request.headers.get("content-length", "")
-            if not length.isdigit() and request.headers.get("transfer-encoding"):
-                return JSONResponse({"detail": "JSON bodies need a Content-Length header"}, 411)
-            if length.isdigit() and int(length) > MAX_JSON_BYTES:
-                return JSONResponse(
-                    {
-                        "detail": f"request body is {int(length):,} bytes, limit "
-                        f"{MAX_JSON_BYTES:,}; messages are at most {MAX_MESSAGE_CHARS:,} "
-                        "characters"
-                    },
-                    413,
-                )
-        if request.url.path == "/uploads" and request.method == "POST":
-            length = request.headers.get("content-length", "")
-            if not length.isdigit():  # a chunked body of unknown size would be parsed first
-                return JSONResponse({"detail": "uploads need a Content-Length header"}, 411)
-            if int(length) > MAX_UPLOAD_BYTES + 64 * 1024:  # multipart framing on top
-                return JSONResponse(
-                    {
-                        "detail": f"upload is {int(length):,} bytes, limit "
-                        f"{MAX_UPLOAD_BYTES:,}; send a smaller image"
-                    },
-                    413,
-                )
-        return await call_next(request)
+        wait = HEALTH_WAIT_S if request.url.path == "/health" else POOL_TIMEOUT_S
+        with wait_budget(wait):  # one deadline for all of this request's database waits
+            return await call_next(request)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -7,6 +7,7 @@ agent's own cap, so the server rejects instead of cutting silently).
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -14,8 +15,17 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from convir.state import MAX_MESSAGE_CHARS
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # session and upload ids (server-made)
-_TEXT = r"[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
-MESSAGE_PATTERN = rf"^{_TEXT}*[^\s\x00-\x1F\x7F]{_TEXT}*$"  # not blank, no control chars
+_TEXT = r"[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]"  # Unicode's Cc category, minus \t \n \r
+MESSAGE_PATTERN = rf"^{_TEXT}*[^\s\x00-\x1F\x7F-\x9F]{_TEXT}*$"  # not blank, no control chars
+SHOWN_CHARS = 80  # how much of a client's id an error message echoes
+
+
+def shown(text: str) -> str:
+    """A client's id as an error message repeats it: quoted, and cut to a short prefix (a
+    60 kB id must not come back as a 60 kB reply)."""
+    if len(text) <= SHOWN_CHARS:
+        return repr(text)
+    return f"{text[:SHOWN_CHARS]!r}... ({len(text):,} characters)"
 
 
 def _clean_text(text: str) -> str:
@@ -24,7 +34,7 @@ def _clean_text(text: str) -> str:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("message is not valid Unicode text; send UTF-8") from None
-    if any(ord(c) < 32 and c not in "\t\n\r" for c in text) or "\x7f" in text:
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in text):
         raise ValueError("message holds control characters; send plain text")
     if not text.strip():
         raise ValueError("message is empty; describe the image you look for")

@@ -4,7 +4,6 @@ the one :class:`Service` of their app through the :data:`ServiceDep` dependency.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,6 +15,7 @@ from convir.agent import check_reference, last_result
 from convir.errors import InputError
 from convir.server.busy import BusySessions
 from convir.server.models import MessageIn, Result, SessionIn, TurnOut
+from convir.server.session_ids import keyed_session_id, session_secret
 from convir.server.uploads import UploadStore
 
 if TYPE_CHECKING:
@@ -28,11 +28,6 @@ NO_IMAGES = (
     "this gallery is captions only: it has no images to edit or show; describe what you "
     "look for in words (results carry their text in 'caption')"
 )
-
-
-def keyed_session_id(key: str) -> str:
-    """The session id of an idempotency key (a retried creation finds its session)."""
-    return "k" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
 
 
 def image_url(image_id: str) -> str:
@@ -48,9 +43,15 @@ class Service:
     api_key: str | None = None
     busy: BusySessions = field(default_factory=BusySessions)
     uploads: UploadStore = field(init=False)
+    secret: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.uploads = UploadStore(self.resources.embedder)
+        self.secret = session_secret(self.agent.checkpointer)
+
+    def keyed_session_id(self, key: str) -> str:
+        """The session an idempotency key opens (``convir.server.session_ids``)."""
+        return keyed_session_id(key, self.secret)
 
     # -- shaping ------------------------------------------------------------------------
     def results(self, ids: list[str], scores: list[float], top: int) -> list[Result]:
@@ -106,7 +107,7 @@ class Service:
                     404, f"no upload {body.upload_id}; upload it with POST /uploads"
                 )
             vector = item.vector.tolist()
-        session_id = keyed_session_id(key) if key else uuid.uuid4().hex
+        session_id = self.keyed_session_id(key) if key else uuid.uuid4().hex
         self.busy.claim(session_id)
         try:
             if key and self.agent.state(session_id):

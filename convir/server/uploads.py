@@ -3,7 +3,7 @@
 An upload is untrusted bytes, so it passes the same checks as a file the indexer reads
 (:func:`convir.index.folder.load_image`: non-empty, a known image format, pixel count read
 from the header before decoding) plus a byte cap and a format allow-list read from the
-header before any decoder runs (PNG, JPEG, WebP, GIF's first frame, BMP: anything else is
+header before any decoder runs (PNG, JPEG and its multi-frame MPO form, WebP, GIF's first frame, BMP: anything else is
 HTTP 415, so e.g. EPS never reaches Ghostscript). What is kept is the bytes received (after
 verification: a 3 MB JPEG stays 3 MB, where a re-encoded PNG of it took 46 MB) under a
 server-made id; the store forgets the oldest uploads when it holds more than
@@ -12,8 +12,10 @@ server-made id; the store forgets the oldest uploads when it holds more than
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -36,7 +38,13 @@ MEDIA_TYPES = {
     "WEBP": "image/webp",
     "GIF": "image/gif",
     "BMP": "image/bmp",
+    # a JPEG with more frames (what many phone cameras write): Pillow calls it MPO; it is
+    # kept as received and read as its first frame, like any JPEG
+    "MPO": "image/jpeg",
 }
+DECODERS = ["PNG", "JPEG", "WEBP", "GIF", "BMP"]  # the plugins that may open an upload (JPEG's
+# opens MPO too; Pillow registers no opener of that name)
+ALLOWED = "PNG, JPEG, WebP, GIF or BMP"
 
 
 class UploadTooLargeError(InputError):
@@ -106,20 +114,35 @@ def image_format(data: bytes) -> str:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data), formats=list(MEDIA_TYPES)) as probe:
-            return str(probe.format)
+        with warnings.catch_warnings():  # Pillow warns on large headers: the caller decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=DECODERS) as probe:
+                return str(probe.format)
+    except Image.DecompressionBombError as exc:  # a tiny file claiming billions of pixels
+        raise UploadTooLargeError(
+            f"upload rejected: image too large, not decoded ({_pixels_said(exc)}); limit "
+            f"{MAX_UPLOAD_PIXELS:,} pixels; send a smaller image"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError):
         pass
     try:  # known to Pillow, but not allowed: say which (its decoder never runs)
-        with Image.open(io.BytesIO(data)) as probe:
-            other = probe.format
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as probe:
+                other = probe.format
     except Exception:
         other = None
     if other:
         raise UnsupportedUploadError(
-            f"upload rejected: {other} images are not accepted; send PNG, JPEG, WebP, GIF or BMP"
+            f"upload rejected: {other} images are not accepted; send {ALLOWED}"
         )
     return ""
+
+
+def _pixels_said(exc: Exception) -> str:
+    """The pixel count Pillow's bomb error names, without its advice to raise the limit."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    return f"{int(found.group(1)):,} pixels" if found else "too many pixels"
 
 
 def verify_image(data: bytes, max_pixels: int = MAX_UPLOAD_PIXELS) -> tuple[Image.Image, str]:
@@ -127,6 +150,8 @@ def verify_image(data: bytes, max_pixels: int = MAX_UPLOAD_PIXELS) -> tuple[Imag
     the bytes never touch a known path."""
     import os
     import tempfile
+
+    from PIL import Image
 
     from convir.index.folder import UnreadableImageError, load_image
 
@@ -144,12 +169,20 @@ def verify_image(data: bytes, max_pixels: int = MAX_UPLOAD_PIXELS) -> tuple[Imag
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        return load_image(path, max_pixels), fmt
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return load_image(path, max_pixels), fmt
     except UnreadableImageError as exc:
         if "too large" in exc.reason:
             raise UploadTooLargeError(
                 f"upload rejected: {exc.reason.split('; see')[0]}; send a smaller image"
             ) from None
         raise InputError(f"upload rejected: {exc.reason}; send a PNG or JPEG image") from None
+    except Exception as exc:  # a decoder failing in a way load_image did not foresee: the
+        # bytes are at fault, not the server
+        raise InputError(
+            f"upload rejected: the image could not be decoded ({type(exc).__name__}); send "
+            f"{ALLOWED}"
+        ) from None
     finally:
         os.unlink(path)

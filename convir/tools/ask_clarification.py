@@ -144,7 +144,12 @@ def await_answer_node(state: ConvState) -> dict:
     """
     from langgraph.types import interrupt
 
-    return fold_answer(state, interrupt({"question": state.get("question") or ""}))
+    reply = interrupt({"question": state.get("question") or ""})
+    if isinstance(reply, dict):  # ConvirAgent's resume: the answer and its idempotency key,
+        # saved by this step itself, so a key in the state means the answer was folded in
+        update = fold_answer(state, reply.get("answer", ""))
+        return {**update, "message_key": reply.get("message_key")}
+    return fold_answer(state, reply)
 
 
 def fold_answer(state: ConvState, answer: object) -> dict:
@@ -159,4 +164,5 @@ def fold_answer(state: ConvState, answer: object) -> dict:
         "turn": state.get("turn", 0) + 1,
         "steps": [],
         "transcript": [f"user answered {question!r} -> {answer!r}"],
+        "turn_from": len(state.get("transcript", [])),
     }

@@ -78,12 +78,20 @@ def test_sessions_survive_a_database_restart(postgres, server_resources):
     assert client.get("/health").json()["checkpoint"] == "postgres"
 
     stop()
+    took = time.monotonic()
     down = client.get(f"/sessions/{sid}")
     assert down.status_code == 503 and "unavailable" in down.json()["detail"]
+    took, now = time.monotonic() - took, time.monotonic()
     reply = client.post(f"/sessions/{sid}/messages", json={"message": "yes"})
     assert reply.status_code == 503 and reply.headers["retry-after"] == "5"
+    took_reply, now = time.monotonic() - now, time.monotonic()
     health = client.get("/health").json()
+    took_health = time.monotonic() - now
     assert health["status"] == "degraded" and health["checkpoint_ok"] is False
+    # one wait budget per request (docs/server.md: a 503 within 5 s; /health within 1 s); a
+    # message reads the store three times, and each read waited 5 s before the budget
+    assert took < 6.5 and took_reply < 6.5, (took, took_reply)
+    assert took_health < 1.5, took_health
 
     start()
     # the pool retries with a backoff of at most 10 s: a client honouring Retry-After polls

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from convir.agent import ConvirAgent  # noqa: E402
 from convir.agents.policy import RulePolicy  # noqa: E402
-from convir.server.app import create_app, keyed_session_id  # noqa: E402
+from convir.server.app import create_app  # noqa: E402
 from convir.state import AgentConfig  # noqa: E402
 
 
@@ -49,8 +49,9 @@ def test_a_retried_message_returns_the_first_turn_and_runs_no_new_one(client):
 
 def test_a_turn_cut_short_is_finished_by_the_retry(server_resources):
     agent = ConvirAgent(server_resources, RulePolicy(), AgentConfig(strategy="text"))
-    client = TestClient(create_app(agent, server_resources))
-    sid = keyed_session_id("crash-1")
+    app = create_app(agent, server_resources)
+    client = TestClient(app)
+    sid = app.state.service.keyed_session_id("crash-1")
     events = agent.start_stream(sid, "a blue square", key="crash-1", durability="sync")
     for _ in range(3):  # receive, policy, refine_query: then the process "dies"
         next(events)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, HTTPException, Path, UploadFile
 from fastapi.responses import Response
 
 from convir.errors import InputError
-from convir.server.models import ID_PATTERN, UploadOut
+from convir.server.models import ID_PATTERN, UploadOut, shown
 from convir.server.routes.sessions import SessionId
 from convir.server.service import NO_IMAGES, ServiceDep
 from convir.server.uploads import MAX_UPLOAD_BYTES
@@ -31,9 +31,11 @@ def get_image(srv: ServiceDep, image_id: str) -> Response:
     try:
         position = srv.resources.index.position_of(image_id)
     except KeyError:
-        raise HTTPException(404, f"no gallery image {image_id!r}; use an id from results") from None
+        raise HTTPException(
+            404, f"no gallery image {shown(image_id)}; use an id from results"
+        ) from None
     if not srv.resources.has_images:
-        raise HTTPException(404, f"gallery item {image_id!r} has no image: {NO_IMAGES}")
+        raise HTTPException(404, f"gallery item {shown(image_id)} has no image: {NO_IMAGES}")
     return Response(_png(srv.resources, position), media_type="image/png", headers=CACHE)
 
 

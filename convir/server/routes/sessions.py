@@ -16,6 +16,7 @@ from convir.server.models import (
     TermOut,
     TurnOut,
     WhyOut,
+    shown,
 )
 from convir.server.service import ServiceDep
 from convir.server.streaming import run_turn
@@ -115,7 +116,9 @@ def get_why(srv: ServiceDep, session_id: SessionId, image_id: str) -> WhyOut:
     try:
         why = srv.agent.explain(session_id, image_id)
     except KeyError:
-        raise HTTPException(404, f"no gallery image {image_id!r}; use an id from results") from None
+        raise HTTPException(
+            404, f"no gallery image {shown(image_id)}; use an id from results"
+        ) from None
     return WhyOut(
         image_id=why.image_id,
         rank=why.rank,
