@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from convir.errors import InputError
 from convir.server.busy import BusySessions
-from convir.server.models import ID_PATTERN
+from convir.server.models import ID_PATTERN, shown
 
 if TYPE_CHECKING:
-    from convir.agent import ConvirAgent
+    from convir.agents.conversation import ConvirAgent
     from convir.turn import TurnResult
 
 MAX_K = 20  # results (and thumbnails) one tool call returns
@@ -155,7 +155,7 @@ class Conversations:
     def _existing(self, session_id: str) -> dict[str, Any]:
         if not isinstance(session_id, str) or not re.fullmatch(ID_PATTERN, session_id):
             raise InputError(
-                f"{_quoted(session_id)} is not a session id; use the session_id a "
+                f"{shown(str(session_id))} is not a session id; use the session_id a "
                 "search_images or edit_image result returned"
             )
         state = self.agent.state(session_id)
@@ -170,15 +170,8 @@ class Conversations:
             return self.resources.index.position_of(image_id)
         except (KeyError, TypeError):
             raise InputError(
-                f"no gallery image {_quoted(image_id)}; use an id from the results of a search"
+                f"no gallery image {shown(str(image_id))}; use an id from the results of a search"
             ) from None
-
-
-def _quoted(text: object) -> str:
-    """A caller's id as an error repeats it: quoted, and cut short (a 60 kB id must not
-    come back whole)."""
-    text = str(text)
-    return repr(text) if len(text) <= 80 else f"{text[:80]!r}... ({len(text):,} characters)"
 
 
 def _message(text: str, name: str) -> str:
