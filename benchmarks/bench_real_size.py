@@ -141,8 +141,8 @@ def per_turn(embedder: Any, gallery: int, repeats: int) -> list[dict]:
     """Milliseconds of each step of a turn at 512-d, with the peer of each where one exists."""
     import torch
 
-    from convir.agents.answers import AnswerModel
-    from convir.agents.questions import Askable
+    from convir.gallery.answers import AnswerModel
+    from convir.gallery.questions import Askable
     from convir.index.faiss_index import GalleryIndex, default_factory
     from convir.tools.ot_rerank import ot_rerank
     from convir.tools.set_scores import conditional_transport

@@ -182,8 +182,8 @@ def captions_row(args: argparse.Namespace) -> tuple[dict, dict]:
     import torch
 
     from convir.agent import build_agent
-    from convir.agents.resources import Resources
     from convir.evaluation.users import CaptionUser
+    from convir.gallery.resources import Resources
     from convir.index.captions_only import CaptionItem, build_captions_index
 
     threads, faiss_threads = torch.get_num_threads(), faiss.omp_get_max_threads()

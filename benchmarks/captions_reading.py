@@ -4,7 +4,7 @@ Runs the agent (text strategy, information-gain questions) on the captions dev s
 :class:`~convir.evaluation.users.CaptionUser` and, for every answered question, compares:
 
 - **agreement**: the answer the agent's reader takes from the target's gallery text
-  (``convir.agents.questions.states`` on each option's fact: a yes/no question's fact stated
+  (``convir.gallery.clauses.states`` on each option's fact: a yes/no question's fact stated
   -> "yes", else "no"; a choice question: the options whose fact the text states, none ->
   "none of these") against the user's answer (its own word rule on the target's captions);
   an answer agrees when it is one the reader reads;
@@ -41,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    from convir.agents.questions import NONE_OPTION, states
     from convir.evaluation.experiment import RunSpec, build_systems, local_runs
+    from convir.gallery.clauses import states
+    from convir.gallery.questions import NONE_OPTION
     from convir.models.refiner import split_turn
 
     spec = RunSpec(

@@ -10,7 +10,7 @@ from os import PathLike
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from convir.agent import ConvirAgent
+    from convir.agents.conversation import ConvirAgent
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "load_agent"]
@@ -39,9 +39,10 @@ def load_agent(
     other keyword is an :class:`~convir.state.AgentConfig` field (``top_k``, ``pool``...)."""
     from pydantic import ValidationError
 
-    from convir.agent import build_agent, checkpointer
-    from convir.agents.resources import Resources
+    from convir.agents.build import build_agent
+    from convir.agents.checkpointers import checkpointer
     from convir.errors import InputError
+    from convir.gallery.resources import Resources
     from convir.state import AgentConfig
 
     try:  # a wrong setting fails before any model loads

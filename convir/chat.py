@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING
 import typer
 
 from convir.errors import InputError
-from convir.state import stitch_form
+from convir.state import STRATEGIES
 
 if TYPE_CHECKING:
-    from convir.agent import ConvirAgent
-    from convir.agents.resources import Resources
+    from convir.agents.conversation import ConvirAgent
+    from convir.gallery.resources import Resources
     from convir.turn import TurnResult
 
 PROMPT = "you> "
@@ -49,7 +49,7 @@ def chat_command(
         None, "--gallery-size", help="Testbed images to search, without --index [1000]."
     ),
     seed: int | None = typer.Option(None, "--seed", help="Testbed gallery seed [0]."),
-    strategy: str = typer.Option("auto", "--strategy", help="auto, dar, stitch or text."),
+    strategy: str = typer.Option("auto", "--strategy", help=", ".join(STRATEGIES) + "."),
     stitch: str = typer.Option(
         "published",
         "--stitch",
@@ -85,46 +85,41 @@ def chat_command(
     ),
 ) -> None:
     """Chat with the retrieval agent: describe an image, answer its questions."""
-    from convir.agent import checkpointer
-    from convir.plugins import agent_with, check_bank_path, check_policy_name, use_question_bank
+    from convir.agent_options import agent_from_options, check_agent_options, check_gallery_options
 
-    if strategy not in ("auto", "dar", "stitch", "text"):
-        raise InputError(f"--strategy must be auto, dar, stitch or text, got {strategy!r}")
-    check_policy_name(policy)  # plug-in classes are imported and checked here
-    check_bank_path(questions)
+    check_agent_options(strategy, policy, questions)
     if not 1 <= top <= 100:
         raise InputError(f"--top must be between 1 and 100, got {top}")
     if show is not None and show.suffix.lower() != ".png":
         raise InputError(f"--show {show}: give a .png file name, e.g. results.png")
     if thread is not None and not thread.strip():
         raise InputError("--thread must not be empty; leave it out for a new conversation")
-    if index_path is not None and (gallery_size is not None or seed is not None):
-        raise InputError("--gallery-size and --seed describe the testbed; drop them with --index")
-    if index_path is None and (model is not None or pretrained is not None):
-        raise InputError("--model and --pretrained are for --index; the testbed has its own CLIP")
+    check_gallery_options(index_path, model, pretrained, gallery_size, seed)
     if strategy == "stitch" and reference is None and thread is None:
         raise InputError("--strategy stitch needs --reference ID (the image to edit)")
-    form = stitch_form(stitch)  # a bad name fails before any model loads
-    saver = checkpointer(checkpoint)  # a bad spec fails before any model loads
-    resources = _resources(
-        index_path, model, pretrained, gallery_size, seed, generate, policy == "llm"
-    )
-    use_question_bank(resources, questions)
-    if not resources.has_images:
-        _check_captions_only(strategy, reference, show)
-    if reference is not None and reference not in set(resources.index.ids):
-        raise InputError(
-            f"--reference {reference!r} is not in the gallery; give an id that a search "
-            f"returned (e.g. {resources.index.id_of(0)!r})"
-        )
-    # the in-memory testbed's texts are its ground truth: answers are not read off them
-    agent = agent_with(
-        resources,
-        strategy,
-        policy,
-        checkpoint=saver,
-        read_captions=index_path is not None,
-        **form,
+
+    def check_gallery(resources: Resources) -> None:
+        if not resources.has_images:
+            _check_captions_only(strategy, reference, show)
+        if reference is not None and reference not in set(resources.index.ids):
+            raise InputError(
+                f"--reference {reference!r} is not in the gallery; give an id that a search "
+                f"returned (e.g. {resources.index.id_of(0)!r})"
+            )
+
+    agent = agent_from_options(
+        index_path=index_path,
+        model=model,
+        pretrained=pretrained,
+        gallery_size=gallery_size,
+        seed=seed,
+        strategy=strategy,
+        stitch=stitch,
+        policy=policy,
+        questions=questions,
+        checkpoint=checkpoint,
+        generate=generate,
+        check_gallery=check_gallery,
     )
     thread = thread or f"chat-{uuid.uuid4().hex[:8]}"
     _resume_check(agent, thread, reference, strategy)
@@ -173,46 +168,6 @@ def chat_loop(
         _print_turn(agent, result, top)
         if show is not None:
             _write_sheet(agent.resources, result, show)
-
-
-def _resources(
-    index_path: Path | None,
-    model: str | None,
-    pretrained: str | None,
-    gallery_size: int | None,
-    seed: int | None,
-    generate: bool,
-    want_llm: bool,
-) -> Resources:
-    """The testbed in memory, or a saved index with its embedder."""
-    from convir.agents.resources import Resources
-
-    llm = None
-    if want_llm:
-        from convir.models.llm import OpenAICompatibleLLM
-
-        llm = OpenAICompatibleLLM()
-    if index_path is None:
-        size = 1000 if gallery_size is None else gallery_size
-        if not 10 <= size <= 100_000:
-            raise InputError(f"--gallery-size must be between 10 and 100,000, got {size}")
-        typer.echo(f"building the testbed gallery ({size} images)...", err=True)
-        from convir.testbed.resources import testbed_resources
-
-        return testbed_resources(
-            size, seed or 0, llm=llm, generator=generate, progress=sys.stderr.isatty()
-        )
-    resources = Resources.open(
-        index_path, model=model, pretrained=pretrained, generator=generate, llm=llm
-    )
-    if not resources.has_images:
-        typer.echo("note: a captions-only gallery: results show their texts", err=True)
-    elif generate and resources.generator_factory is None:
-        typer.echo(
-            f"note: no image generator for {resources.embedder.name}; DAR searches with text",
-            err=True,
-        )
-    return resources
 
 
 def _check_captions_only(strategy: str, reference: str | None, show: Path | None) -> None:

@@ -15,13 +15,13 @@ import json
 import numpy as np
 import typer
 
+from convir.agents.policy import POLICIES
 from convir.errors import InputError
-
-STRATEGIES = ("auto", "dar", "stitch", "text")
+from convir.state import STRATEGIES, check_strategy
 
 
 def demo_command(
-    strategy: str = typer.Option("auto", "--strategy", help="auto, dar, stitch or text."),
+    strategy: str = typer.Option("auto", "--strategy", help=", ".join(STRATEGIES) + "."),
     policy: str = typer.Option("rules", "--policy", help="rules, or llm (needs CONVIR_LLM_URL)."),
     dialogues: int = typer.Option(40, "--dialogues", help="Simulated dialogues."),
     rounds: int = typer.Option(10, "--rounds", help="Question rounds after the opening."),
@@ -31,10 +31,9 @@ def demo_command(
     as_json: bool = typer.Option(False, "--json", help="Print only a JSON summary."),
 ) -> None:
     """Simulated dialogues on the testbed: one transcript and Hits@10 per round."""
-    if strategy not in STRATEGIES:
-        raise InputError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    if policy not in ("rules", "llm"):
-        raise InputError(f"--policy must be rules or llm, got {policy!r}")
+    check_strategy(strategy)
+    if policy not in POLICIES:
+        raise InputError(f"--policy must be {' or '.join(POLICIES)}, got {policy!r}")
     if not 100 <= gallery_size <= 100_000:
         raise InputError(f"--gallery-size must be between 100 and 100,000, got {gallery_size}")
     if not 1 <= dialogues <= gallery_size // 4:
@@ -44,7 +43,7 @@ def demo_command(
     if not 1 <= workers <= 64:
         raise InputError(f"--workers must be between 1 and 64, got {workers}")
 
-    from convir.agent import build_agent
+    from convir.agents.build import build_agent
     from convir.evaluation.loop import run_dialogues, summarize
     from convir.evaluation.users import ComposedUser, TestbedUser
     from convir.testbed.resources import testbed_resources

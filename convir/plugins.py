@@ -20,12 +20,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from convir.agents.policy import POLICIES
 from convir.errors import InputError
 
 if TYPE_CHECKING:
     from convir.agents.policy import Policy
-    from convir.agents.questions import QuestionBank
-    from convir.agents.resources import Resources
+    from convir.gallery.questions import QuestionBank
+    from convir.gallery.resources import Resources
 
 # what each kind of plug-in must define, as the error message shows it
 PROTOCOLS: dict[str, tuple[str, dict[str, str]]] = {
@@ -115,7 +116,7 @@ def policy_for(resources: Resources, policy: str) -> Policy:
     """``rules``, ``llm`` or a plug-in path, as a policy object."""
     if is_plugin_path(policy):
         return load_policy(policy, resources)
-    from convir.agent import policy_named
+    from convir.agents.policy import policy_named
 
     return policy_named(resources, policy)
 
@@ -125,9 +126,10 @@ def check_policy_name(policy: str) -> None:
     model loads)."""
     if is_plugin_path(policy):
         load_class(policy, "policy")
-    elif policy not in ("rules", "llm"):
+    elif policy not in POLICIES:
         raise InputError(
-            f"--policy must be rules, llm or package.module:Class (your own), got {policy!r}"
+            f"--policy must be {', '.join(POLICIES)} or package.module:Class (your own), "
+            f"got {policy!r}"
         )
 
 
@@ -158,19 +160,16 @@ def agent_with(
     checkpoint: Any = None,
     **config: Any,
 ) -> Any:
-    """``convir.agent.build_agent`` (engine graph) or ``build_batched_agent`` (batched) with
-    the policy given by name or import path."""
+    """``convir.agents.build.build_agent`` (engine graph) or ``build_batched_agent``
+    (batched) with the policy given by name or import path."""
+    from convir.agents.build import build_agent, build_batched_agent
     from convir.state import AgentConfig
 
-    cfg = AgentConfig(strategy=strategy, questions=questions, **config)
+    AgentConfig(strategy=strategy, questions=questions, **config)  # settings before plug-ins
     chosen = policy_for(resources, policy)
     if engine == "batched":
-        from convir.agents.batched import BatchedAgent
-
-        return BatchedAgent(resources, chosen, cfg)
-    from convir.agent import ConvirAgent
-
-    return ConvirAgent(resources, chosen, cfg, checkpoint)
+        return build_batched_agent(resources, strategy, chosen, questions, **config)
+    return build_agent(resources, strategy, chosen, questions, checkpoint, **config)
 
 
 __all__ = [

@@ -9,22 +9,19 @@ other field is replaced by the node that owns it.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Literal, TypedDict
+from typing import Annotated, Literal, TypedDict, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Strategy = Literal["dar", "stitch", "text"]
+Strategy = Literal["dar", "stitch", "text"]  # what one turn runs
+ConfigStrategy = Literal["auto", "dar", "stitch", "text"]  # what an agent is set to run
+STRATEGIES: tuple[str, ...] = get_args(ConfigStrategy)  # the names, for options and errors
+# the tools' names, for typed state; convir.tools.specs.TOOL_SPECS is the list of tools (a
+# test keeps the two equal)
 ToolName = Literal["refine_query", "generate_images", "retrieve", "ask_clarification", "ot_rerank"]
 Action = Literal[
     "refine_query", "generate_images", "retrieve", "ask_clarification", "ot_rerank", "finish"
 ]
-TOOLS: tuple[ToolName, ...] = (
-    "refine_query",
-    "generate_images",
-    "retrieve",
-    "ask_clarification",
-    "ot_rerank",
-)
 MAX_MESSAGE_CHARS = 2000  # longer user messages are cut (and the transcript says so)
 
 
@@ -83,7 +80,7 @@ class AgentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    strategy: Literal["auto", "dar", "stitch", "text"] = Field(
+    strategy: ConfigStrategy = Field(
         "auto", description="auto: stitch when a reference image is given, else dar"
     )
     top_k: int = Field(100, ge=1, le=1000, description="ranked results kept per turn")
@@ -180,6 +177,15 @@ DAR_VARIANTS: dict[str, dict[str, object]] = {
     "published": {"dar_query": "joined", "n_generated": 1},
     "ours": {"dar_query": "latest", "n_generated": 4},
 }
+
+
+def check_strategy(strategy: str) -> None:
+    """A ``--strategy`` option: one of :data:`STRATEGIES`, checked before any model loads."""
+    from convir.errors import InputError
+
+    if strategy not in STRATEGIES:
+        names = f"{', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}"
+        raise InputError(f"--strategy must be {names}, got {strategy!r}")
 
 
 def stitch_form(name: str) -> dict[str, object]:

@@ -64,7 +64,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 def fake_gallery(captions: list[str]):
     """Resources over images that are their captions (ids 'g000'...)."""
-    from convir.agents.resources import Resources
+    from convir.gallery.resources import Resources
     from convir.index.faiss_index import GalleryIndex
 
     embedder = FakeEmbedder()

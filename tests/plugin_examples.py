@@ -1,8 +1,8 @@
 """Classes the plug-in tests load by import path (``plugin_examples:NeverAsk`` ...)."""
 
 from convir.agents.policy import Decision
-from convir.agents.questions import Askable
 from convir.evaluation.users import TestbedUser
+from convir.gallery.questions import Askable
 
 ASKED = "is there a red circle?"
 

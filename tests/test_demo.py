@@ -54,7 +54,7 @@ def test_demo_stitch_prints_a_transcript_with_ot_rerank():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--strategy", "best"), "--strategy must be one of"),
+        (("--strategy", "best"), "--strategy must be auto, dar, stitch or text"),
         (("--policy", "magic"), "--policy must be rules or llm"),
         (("--dialogues", 1000), "--dialogues must be between 1 and 250"),
     ],

@@ -1,10 +1,10 @@
 """The agent for evaluations: many conversations' turns at once, without the graph runtime.
 
-:class:`~convir.agent.ConvirAgent` runs each turn through LangGraph (checkpoints, channels,
+:class:`~convir.agents.conversation.ConvirAgent` runs each turn through LangGraph (checkpoints, channels,
 interrupts), which a person chatting never notices and an evaluation of 1,000 dialogues x
 10 rounds pays ~40% of its time for. :class:`BatchedAgent` runs the very same nodes
-(:func:`convir.agents.graph.build_nodes`: same policy, tools and configuration) in the
-order the graph would, on plain dicts kept in memory, and takes one turn of many
+(:func:`convir.agents.nodes.build_nodes`: same policy, tools and configuration) in the
+order the graph would (the edges of ``convir.agents.routing``), on plain dicts kept in memory, and takes one turn of many
 conversations per call (:class:`~convir.turn.BatchedSystem`): the conversations advance in
 lockstep, and whenever several of them are due to ``retrieve``, their query texts go
 through the text encoder in one call and their first stages through FAISS in one search
@@ -21,13 +21,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from convir.agents.routing import DECIDE, ENTRY, FINISH, PAUSE, next_node
 from convir.errors import InputError
 from convir.state import AgentConfig, ConvState
 from convir.turn import TurnResult
 
 if TYPE_CHECKING:
     from convir.agents.policy import Policy
-    from convir.agents.resources import Resources
+    from convir.gallery.resources import Resources
 
 
 class BatchedAgent:
@@ -39,8 +40,8 @@ class BatchedAgent:
         policy: Policy | None = None,
         config: AgentConfig | None = None,
     ) -> None:
-        from convir.agents.answers import AnswerModel
-        from convir.agents.graph import build_nodes
+        from convir.agents.nodes import build_nodes
+        from convir.gallery.answers import AnswerModel
 
         self.resources = resources
         self.config = config or AgentConfig()
@@ -60,7 +61,7 @@ class BatchedAgent:
 
     def start_batch(self, openings: Sequence[tuple[str, str, str | None]]) -> list[TurnResult]:
         """Open many conversations: (thread_id, message, reference_id) each."""
-        from convir.agent import check_opening
+        from convir.gallery.opening import check_opening
 
         fresh: dict[str, ConvState] = {}
         for thread_id, message, reference_id in openings:
@@ -98,8 +99,10 @@ class BatchedAgent:
         return self._turns(ids, receive)
 
     def _turns(self, ids: list[str], receive: list[bool]) -> list[TurnResult]:
-        """Run each conversation's turn to its end (a question, or the policy's finish)."""
-        from convir.agents.graph import with_step
+        """Run each conversation's turn to its end (a pause for an answer, or finish), in
+        waves: every running conversation's policy step, then each chosen tool for all the
+        conversations that chose it; where each goes next is ``routing.ROUTES``'."""
+        from convir.agents.nodes import with_step
         from convir.tools.retrieve import retrieve_many
 
         order = {t: i for i, t in enumerate(ids)}
@@ -108,17 +111,20 @@ class BatchedAgent:
             state = self._states[thread_id]
             seen[thread_id] = len(state.get("transcript", [])) - (0 if fold else 1)
             if fold:
-                _apply(state, self._nodes["receive"](state))
+                _apply(state, self._nodes[ENTRY](state))
+            # the answer was folded in by reply_batch: the pause's work, done
+            if next_node(ENTRY if fold else PAUSE, state) != DECIDE:
+                raise RuntimeError("routing changed: the batched engine starts at the policy")
         running = list(ids)
         while running:
             due: dict[str, list[str]] = {}
             for thread_id in running:
                 state = self._states[thread_id]
-                _apply(state, self._nodes["policy"](state))
-                due.setdefault(state.get("next_action", "finish"), []).append(thread_id)
+                _apply(state, self._nodes[DECIDE](state))
+                due.setdefault(next_node(DECIDE, state), []).append(thread_id)
             running = []
             for action, group in due.items():
-                if action == "finish":
+                if action == FINISH:
                     continue
                 states = [self._states[t] for t in group]
                 if action == "retrieve" and len(group) > 1:  # the node's work, batched
@@ -128,13 +134,13 @@ class BatchedAgent:
                     updates = [self._nodes[action](s) for s in states]
                 for thread_id, state, update in zip(group, states, updates, strict=True):
                     _apply(state, update)
-                    if not (action == "ask_clarification" and state.get("question")):
-                        running.append(thread_id)  # a question pauses the turn
+                    if next_node(action, state) == DECIDE:  # else PAUSE: the turn waits
+                        running.append(thread_id)
             running.sort(key=order.__getitem__)
         return [self._result(t, seen[t]) for t in ids]
 
     def _result(self, thread_id: str, seen: int) -> TurnResult:
-        from convir.agent import turn_result
+        from convir.agents.results import turn_result
 
         state = self._states[thread_id]
         return turn_result(state, state.get("question") or None, seen)

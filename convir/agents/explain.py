@@ -21,7 +21,7 @@ import numpy as np
 from convir.state import AgentConfig, ConvState
 
 if TYPE_CHECKING:
-    from convir.agents.resources import Resources
+    from convir.gallery.resources import Resources
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def explain_rank(
 
     Raises ``KeyError`` when the image is not in the gallery.
     """
-    from convir.agents.answers import AnswerModel
+    from convir.gallery.answers import AnswerModel
     from convir.tools.retrieve import (
         answers_loglik,
         excluded_id,

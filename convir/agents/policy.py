@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from convir.errors import LLMError
+from convir.errors import InputError, LLMError
 from convir.state import Action, ConvState, Strategy, has_reference
 
 if TYPE_CHECKING:
+    from convir.gallery.resources import Resources
     from convir.models.llm import LLM
 
 log = logging.getLogger(__name__)
@@ -155,3 +156,19 @@ class LLMPolicy:
         log.warning("policy fallback: %s", why)
         decision = self.fallback.decide(state, options)
         return decision.model_copy(update={"note": f"{why[:200]}; rule policy decides"})
+
+
+POLICIES = ("rules", "llm")  # the shipped policies by name; a plug-in is package.module:Class
+
+
+def policy_named(resources: Resources, policy: str) -> Policy:
+    """The policy ``rules`` or ``llm`` (which needs the gallery's LLM)."""
+    if policy == "rules":
+        return RulePolicy()
+    if policy == "llm":
+        if resources.llm is None:
+            raise InputError(
+                "--policy llm needs an LLM: set CONVIR_LLM_URL (docs/llm.md) or use --policy rules"
+            )
+        return LLMPolicy(resources.llm)
+    raise InputError(f"--policy must be {' or '.join(POLICIES)}, got {policy!r}")

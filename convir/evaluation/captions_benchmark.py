@@ -22,8 +22,8 @@ import numpy as np
 from convir.errors import InputError
 
 if TYPE_CHECKING:
-    from convir.agents.resources import Resources
     from convir.evaluation.setup import Setup
+    from convir.gallery.resources import Resources
 
 GALLERY_CAPTIONS = slice(1, 3)  # the gallery's text: captions 2-3 (caption 1 opens)
 DEFAULT_DIALOGUES = 200
@@ -110,7 +110,7 @@ def gallery_index(
 
 
 def open_gallery(index_path: Path, text_model: str, llm: object | None) -> Resources:
-    from convir.agents.resources import Resources
+    from convir.gallery.resources import Resources
 
     return Resources.open(index_path, text_model=text_model, generator=False, llm=llm)  # type: ignore[arg-type]
 

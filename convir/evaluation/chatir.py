@@ -15,17 +15,16 @@ or flattened images works too.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from convir.errors import IndexFileError, InputError, ModelError
+from convir.errors import InputError
 
 if TYPE_CHECKING:
-    from convir.agents.resources import Resources
     from convir.evaluation.users import ReplayUser
+    from convir.gallery.resources import Resources
     from convir.index.faiss_index import GalleryIndex
 
 
@@ -130,34 +129,15 @@ def _search_space_gallery(index: GalleryIndex, space: list[str], index_path: Pat
 
 
 def _resources(gallery: GalleryIndex, index_path: Path, generator: bool) -> Resources:
-    """The gallery with the embedder it was built with (and the testbed generator when
-    ``generator`` and the model is the testbed CLIP; no other model has one)."""
-    from convir.agents.resources import Resources
-    from convir.models.embedder import TESTBED_MODEL, load_embedder
+    """The gallery with the embedder it was built with (``Resources.open``; the testbed
+    generator when ``generator`` and the model is the testbed CLIP)."""
+    from convir.gallery.resources import Resources
 
     if gallery.model is None:
         raise InputError(
             f"{index_path} records no model; rebuild it with `convir index FOLDER --out INDEX`"
         )
-    try:
-        embedder = load_embedder(gallery.model, gallery.pretrained)
-    except ModelError as exc:
-        raise ModelError(
-            f"{exc} (the index was built with --model {gallery.model} --pretrained "
-            f"{gallery.pretrained}; rebuild the index if the weights moved)"
-        ) from exc
-    if embedder.dim != gallery.dim:
-        raise IndexFileError(
-            f"{index_path} holds {gallery.dim}-d vectors but {gallery.model} embeds into "
-            f"{embedder.dim}-d; rebuild the index with `convir index`"
-        )
-    if not (generator and gallery.model == TESTBED_MODEL):
-        return Resources.from_index(gallery, embedder)
-
-    from convir.models.generator import TestbedGenerator
-
-    factory = functools.partial(TestbedGenerator, embedder=embedder)
-    return Resources.from_index(gallery, embedder, generator_factory=factory)
+    return Resources.open(gallery, generator=generator)
 
 
 def load_task(

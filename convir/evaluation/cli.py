@@ -1,7 +1,7 @@
-"""The ``convir eval`` and ``convir data`` command groups, and ``convir eval run`` (simulated
-or replayed dialogues: options parsed here, the run itself in ``experiment``). The other
-commands register themselves: ``score_cli`` (score, submission, inspect) and
-``composed_cli`` (composed)."""
+"""``convir eval run``: simulated or replayed dialogues (options parsed here, the run itself in
+``experiment``). The command groups live in ``apps``; importing this module also registers
+the other commands: ``score_cli`` (score, submission, compare, inspect) and ``composed_cli``
+(composed)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from convir.errors import InputError
+from convir.evaluation.apps import data_app, eval_app  # noqa: F401  (convir.cli adds both)
 from convir.evaluation.experiment import (
     HITS_K,
     RunSpec,
@@ -27,14 +28,6 @@ from convir.ray_cluster import ADDRESS_HELP
 
 if TYPE_CHECKING:
     from convir.evaluation.run_config import RunOptions
-
-eval_app = typer.Typer(help="Score run files and run evaluations.", no_args_is_help=True)
-data_app = typer.Typer(help="Inspect benchmark files.", no_args_is_help=True)
-
-
-@data_app.callback()
-def _data() -> None:
-    """Inspect benchmark files."""  # keeps `data` a command group even with one command
 
 
 class Benchmark(StrEnum):

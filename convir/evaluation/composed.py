@@ -27,7 +27,7 @@ import numpy as np
 from convir.state import STITCH_VARIANTS
 
 if TYPE_CHECKING:
-    from convir.agents.resources import Resources
+    from convir.gallery.resources import Resources
     from convir.testbed.edits import Triplet
 
 KS = (1, 10, 50)
@@ -59,7 +59,7 @@ def stage_recall(
     knobs: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     """Recall@1/10/50 of one stage: a one-turn STiTch conversation per triplet."""
-    from convir.agent import ConvirAgent
+    from convir.agents.conversation import ConvirAgent
     from convir.agents.policy import RulePolicy
     from convir.state import AgentConfig
 

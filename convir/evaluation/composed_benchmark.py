@@ -36,8 +36,8 @@ import numpy as np
 from convir.errors import InputError
 
 if TYPE_CHECKING:
-    from convir.agent import ConvirAgent
-    from convir.agents.resources import Resources
+    from convir.agents.conversation import ConvirAgent
+    from convir.gallery.resources import Resources
 
 Benchmark = Literal["cirr", "circo", "fashioniq"]
 BENCHMARKS: tuple[str, ...] = ("cirr", "circo", "fashioniq")

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from convir.errors import InputError
-from convir.evaluation.cli import eval_app
+from convir.evaluation.apps import eval_app
 
 
 def _stage_names(text: str) -> list[str]:
@@ -137,9 +137,8 @@ def _benchmark(
     vlm: bool,
     as_json: bool,
 ) -> None:
-    from convir.agent import ConvirAgent
+    from convir.agents.conversation import ConvirAgent
     from convir.agents.policy import RulePolicy
-    from convir.chat import _resources
     from convir.evaluation.composed_benchmark import (
         BENCHMARKS,
         gallery_ids,
@@ -147,6 +146,7 @@ def _benchmark(
         run_benchmark,
         write_outputs,
     )
+    from convir.gallery.resources import Resources
     from convir.state import AgentConfig, stitch_form
 
     if benchmark not in BENCHMARKS:
@@ -159,7 +159,12 @@ def _benchmark(
     if vlm and not use_llm:
         raise InputError("--vlm sends the reference image to the LLM: add --llm")
     queries, records = load_queries(benchmark, annotations)
-    resources = _resources(index, None, None, None, None, False, use_llm)
+    llm = None
+    if use_llm:
+        from convir.models.llm import OpenAICompatibleLLM
+
+        llm = OpenAICompatibleLLM()
+    resources = Resources.open(index, llm=llm)
     config = AgentConfig(strategy="stitch", top_k=100, llm_sees_reference=vlm, **form)
     gallery_ids(resources, benchmark, queries)  # a wrong folder fails before any work
     agent = ConvirAgent(resources, RulePolicy(ask=False), config)

@@ -15,10 +15,10 @@ from convir.evaluation.setup import Setup
 from convir.plugins import is_plugin_path, load_class, short_name
 
 if TYPE_CHECKING:
-    from convir.agents.resources import Resources
     from convir.evaluation.loop import RunRecord
     from convir.evaluation.ray_eval import WorkerSetup
     from convir.evaluation.scoring import ChatIRScores
+    from convir.gallery.resources import Resources
 
 HITS_K = 10
 
@@ -59,7 +59,7 @@ def agent_factory(engine: str) -> Any:
     """The agent builder of an ``--engine``: batched (the evaluation engine: the agent's
     nodes without the graph runtime, a round of all dialogues per call) or graph (the
     LangGraph agent that chat and the server run, one dialogue per thread)."""
-    from convir.agent import build_agent, build_batched_agent
+    from convir.agents.build import build_agent, build_batched_agent
 
     return build_batched_agent if engine == "batched" else build_agent
 
@@ -128,9 +128,14 @@ def testbed_setup(
         from convir.evaluation.via_index import public_resources
 
         resources, gallery_ids = public_resources(
-            world, via_index, captions, generator=agents, progress=progress, text_model=text_model
+            world,
+            via_index,
+            captions,
+            generator=agents,
+            progress=progress,
+            text_model=text_model,
+            llm=llm,
         )
-        resources.llm = llm
         how = f"via index, texts: {captions}"
         if text_model is not None:
             how += f", caption vectors: {text_model}"
@@ -164,7 +169,7 @@ def chatir_setup(
     from convir.evaluation.chatir import load_task
 
     task = load_task(index, dialogues_file, search_space, dialogues, generator=agents)
-    from convir.agents.questions import NoQuestions
+    from convir.gallery.questions import NoQuestions
 
     task.resources.question_bank = NoQuestions()  # recorded answers fit recorded questions only
     return Setup(
@@ -311,7 +316,7 @@ def with_bank(resources: Resources, mode: str) -> tuple[Resources, str]:
         from convir.testbed.questions import TemplateBank
 
         return replace(resources, question_bank=TemplateBank()), "info_gain"
-    from convir.agents.questions import LLMBank
+    from convir.gallery.questions import LLMBank
     from convir.models.llm import OpenAICompatibleLLM
 
     llm = resources.llm or OpenAICompatibleLLM()

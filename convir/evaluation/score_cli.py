@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from convir.errors import InputError
-from convir.evaluation.cli import data_app, eval_app
+from convir.evaluation.apps import data_app, eval_app
 from convir.evaluation.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 
 if TYPE_CHECKING:

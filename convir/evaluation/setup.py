@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from convir.agents.resources import Resources
     from convir.evaluation.users import SimulatedUser
+    from convir.gallery.resources import Resources
 
 
 @dataclass

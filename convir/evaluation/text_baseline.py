@@ -34,7 +34,7 @@ from convir.evaluation.users import dialogue_seed
 from convir.turn import TurnResult
 
 if TYPE_CHECKING:
-    from convir.agents.resources import Resources
+    from convir.gallery.resources import Resources
 
 DEPTH = 1000
 BANK_POOL = 50  # "bank": the top candidates the gallery's bank proposes questions about
@@ -161,7 +161,7 @@ class TextBaseline:
         candidates, never one this thread asked before; (None, []) when none is left.
         The bank sees the raw search scores as logits: a dumb questioner weighs the pool
         nearly evenly."""
-        from convir.agents.questions import Candidates
+        from convir.gallery.questions import Candidates
 
         res = self.resources
         top = [int(p) for p in positions[:BANK_POOL]]

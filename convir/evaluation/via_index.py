@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Literal
 from convir.errors import InputError
 
 if TYPE_CHECKING:
-    from convir.agents.resources import Resources
+    from convir.gallery.resources import Resources
+    from convir.models.llm import LLM
     from convir.testbed.world import World
 
 CaptionSource = Literal["testbed", "none", "metadata"]
@@ -103,16 +104,18 @@ def public_resources(
     generator: bool,
     progress: bool,
     text_model: str | None = None,
+    llm: LLM | None = None,
 ) -> tuple[Resources, list[str]]:
-    """The agent's view of the indexed gallery (built as ``convir chat --index`` builds it),
-    and the gallery id of every scene; with ``text_model``, the index holds caption vectors."""
-    from convir.chat import _resources
+    """The agent's view of the indexed gallery (``Resources.open``, as ``convir chat
+    --index`` opens it), and the gallery id of every scene; with ``text_model``, the index
+    holds caption vectors. ``llm``: the LLM policy's."""
+    from convir.gallery.resources import Resources
     from convir.testbed.gallery import image_relpath
 
     check_text_model(captions, text_model)  # before writing any files
     folder = gallery_folder(world, root, progress)
     path = index_gallery(folder, captions, progress, text_model)
-    resources = _resources(path, None, None, None, None, generator, want_llm=False)
+    resources = Resources.open(path, generator=generator, llm=llm)
     ids = [image_relpath(i) for i in range(world.size)]
     held = set(resources.index.ids)
     missing = [i for i in ids[:50] if i not in held]

@@ -19,11 +19,12 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp_types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import Field
 
+from convir.agents.checkpointers import is_database_down
 from convir.errors import ConvirError
 from convir.mcp.conversations import MAX_K, Conversations
 
 if TYPE_CHECKING:
-    from convir.agent import ConvirAgent
+    from convir.agents.conversation import ConvirAgent
 
 INSTRUCTIONS = """\
 convir finds an image in a gallery through a conversation. Start with search_images, \
@@ -150,19 +151,9 @@ def _fixable(run: Any) -> Any:
     except ConvirError as exc:
         raise ToolError(str(exc)) from None
     except Exception as exc:
-        if _database_down(exc):
+        if is_database_down(exc):
             raise ToolError(STORE_DOWN) from exc
         raise
-
-
-def _database_down(exc: BaseException) -> bool:
-    """The HTTP server's test for a Postgres checkpoint that is down (it lives with the
-    server's guards, which import FastAPI: without it, such a failure is a plain error)."""
-    try:
-        from convir.server.guards import is_database_down
-    except ImportError:
-        return False
-    return is_database_down(exc)
 
 
 def _json(out: dict[str, Any]) -> TextContent:

@@ -24,174 +24,34 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypedDict, runtime_checkable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from convir.errors import InputError, LLMError, LLMOutputError, LLMUnavailableError
+from convir.errors import InputError, LLMError, LLMUnavailableError
+from convir.models.llm_messages import (
+    LLM,
+    Message,
+    StructuredReplies,
+    image_part,
+    parse_reply,
+    short,
+    strip_fences,
+)
 
 if TYPE_CHECKING:
     import httpx
-    from PIL import Image
     from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-ROLES = ("system", "user", "assistant")
 _START_HINT = (
     "Start an OpenAI-compatible server, e.g. `vllm serve Qwen/Qwen2.5-7B-Instruct --api-key KEY`"
     " (pip install 'convir[gpu]') or llama.cpp's `llama-server -m MODEL.gguf`, and point"
     " CONVIR_LLM_URL / CONVIR_LLM_MODEL / CONVIR_LLM_API_KEY at it (see docs/llm.md);"
     " or run without a server: choose the rule-based policy (no LLM) or the embedded backend."
 )
-
-
-class Message(TypedDict):
-    """One chat message, as the OpenAI chat API takes it.
-
-    ``content`` is text, or a list of parts for vision-language models:
-    ``{"type": "text", "text": ...}`` and ``{"type": "image_url", "image_url": {"url": ...}}``
-    (see :func:`image_part`).
-    """
-
-    role: Literal["system", "user", "assistant"]
-    content: str | list[dict[str, Any]]
-
-
-PART_TYPES = ("text", "image_url")
-
-
-def image_part(image: Image.Image, max_side: int = 1024) -> dict[str, Any]:
-    """An OpenAI ``image_url`` content part holding ``image`` as a PNG data URI.
-
-    Larger images are shrunk to ``max_side`` first (VLM servers resize anyway; this bounds the
-    request size).
-    """
-    import base64
-    import io
-
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
-    if max(rgb.size) > max_side:
-        rgb = rgb.copy()
-        rgb.thumbnail((max_side, max_side))
-    buf = io.BytesIO()
-    rgb.save(buf, format="PNG")
-    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-    return {"type": "image_url", "image_url": {"url": url}}
-
-
-def _check_content(i: int, content: object) -> str | list[dict[str, Any]]:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list) and content:
-        for part in content:
-            if not isinstance(part, Mapping) or part.get("type") not in PART_TYPES:
-                raise InputError(
-                    f"message {i}: each content part needs a type in {PART_TYPES}; got {part!r:.80}."
-                )
-        return [dict(part) for part in content]
-    raise InputError(f"message {i} needs a str content or a list of parts; got {content!r:.80}.")
-
-
-@runtime_checkable
-class LLM(Protocol):
-    """What the policy and the refiners need from a language model."""
-
-    def complete(
-        self, messages: Sequence[Message], schema: type[BaseModel] | None = None
-    ) -> BaseModel | str:
-        """Reply to ``messages``: plain text, or an instance of ``schema`` when one is given."""
-        ...
-
-
-def strip_fences(text: str) -> str:
-    """The JSON inside a Markdown code fence, if the reply has one (models like to add them)."""
-    match = re.search(r"```[A-Za-z]*[ \t]*\n?(.*?)```", text, flags=re.DOTALL)
-    return (match.group(1) if match else text).strip()
-
-
-def parse_reply(text: str, schema: type[BaseModel]) -> BaseModel:
-    """Validate a reply against ``schema``; raises pydantic's ``ValidationError`` if it does not fit."""
-    return schema.model_validate_json(strip_fences(text))
-
-
-def _short(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
-
-
-def _check_messages(messages: Sequence[Message]) -> list[Message]:
-    if isinstance(messages, str | bytes) or not messages:
-        raise InputError("complete() needs a non-empty list of {'role': ..., 'content': ...}.")
-    out: list[Message] = []
-    for i, m in enumerate(messages):
-        if not isinstance(m, Mapping) or m.get("role") not in ROLES:
-            raise InputError(f"message {i} needs a role in {ROLES}; got {m!r}.")
-        out.append({"role": m["role"], "content": _check_content(i, m.get("content"))})
-    return out
-
-
-class _StructuredReplies:
-    """Shared by every backend: one round trip for text; validation plus one repair for schemas."""
-
-    def _chat(self, messages: list[Message], schema: type[BaseModel] | None) -> str:
-        raise NotImplementedError
-
-    def complete(
-        self, messages: Sequence[Message], schema: type[BaseModel] | None = None
-    ) -> BaseModel | str:
-        """Reply as text, or as a validated ``schema`` instance (one repair round on bad JSON).
-
-        Raises :class:`LLMOutputError` when the reply still does not fit after the repair, so
-        that a policy can fall back to rules; transport failures raise
-        :class:`LLMUnavailableError` or :class:`LLMError`.
-        """
-        from pydantic import ValidationError
-
-        msgs = _check_messages(messages)
-        reply = self._chat(msgs, schema)
-        if schema is None:
-            return reply
-        try:
-            return parse_reply(reply, schema)
-        except ValidationError as exc:
-            error = exc
-        log.warning(
-            "LLM reply does not fit %s (%s); asking once for a repair",
-            schema.__name__,
-            _errors(error),
-        )
-        repair: list[Message] = [
-            *msgs,
-            {"role": "assistant", "content": _short(reply, 4000)},
-            {
-                "role": "user",
-                "content": (
-                    f"Your reply is not valid JSON for the schema {schema.__name__}: "
-                    f"{_errors(error)}. Reply again with only the corrected JSON object "
-                    "(no prose, no code fences)."
-                ),
-            },
-        ]
-        fixed = self._chat(repair, schema)
-        try:
-            return parse_reply(fixed, schema)
-        except ValidationError as exc:
-            raise LLMOutputError(
-                f"The LLM's reply is not valid JSON for {schema.__name__}, even after one repair "
-                f"request ({_errors(exc)}; reply: {_short(fixed, 200)!r}). Use a model that follows "
-                "JSON schemas (docs/llm.md) or the rule-based policy."
-            ) from exc
-
-
-def _errors(exc: Exception) -> str:
-    """Pydantic's errors in one line: short enough to send back to the model and to log."""
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        parts = [f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in errors()[:5]]
-        return _short("; ".join(parts), 600)
-    return _short(str(exc), 600)
 
 
 class _SlowReply(Exception):
@@ -203,7 +63,7 @@ class _Failure(NamedTuple):
     retry_after: float | None = None
 
 
-class OpenAICompatibleLLM(_StructuredReplies):
+class OpenAICompatibleLLM(StructuredReplies):
     """Chat completions over HTTP from vLLM, llama.cpp's server, or any OpenAI-compatible server.
 
     ``base_url`` may end in ``/v1`` or not. Connection errors, timeouts, HTTP 5xx and 429 are
@@ -335,7 +195,7 @@ class OpenAICompatibleLLM(_StructuredReplies):
         except (KeyError, IndexError, TypeError, AttributeError):
             raise LLMError(
                 f"The LLM server at {self.root} answered, but not with a chat completion: "
-                f"{_short(json.dumps(data), 200)}. Is CONVIR_LLM_URL an OpenAI-compatible server?"
+                f"{short(json.dumps(data), 200)}. Is CONVIR_LLM_URL an OpenAI-compatible server?"
             ) from None
         return content if isinstance(content, str) else ""
 
@@ -436,7 +296,7 @@ class OpenAICompatibleLLM(_StructuredReplies):
         if not isinstance(data, dict):
             raise LLMError(
                 f"The LLM server at {url} replied HTTP {status} with something other than a JSON "
-                f"object: {_short(raw.decode('utf-8', 'replace'), 200)!r}. "
+                f"object: {short(raw.decode('utf-8', 'replace'), 200)!r}. "
                 "Is CONVIR_LLM_URL an OpenAI-compatible server?"
             )
         return data
@@ -455,15 +315,15 @@ def _server_message(raw: bytes) -> str:
     try:
         data = json.loads(text)
     except ValueError:
-        return _short(text.strip() or "(empty body)", 300)
+        return short(text.strip() or "(empty body)", 300)
     if isinstance(data, dict):
         err = data.get("error")
         if isinstance(err, Mapping) and err.get("message"):
-            return _short(str(err["message"]), 300)
+            return short(str(err["message"]), 300)
         for key in ("message", "detail", "error"):
             if data.get(key):
-                return _short(str(data[key]), 300)
-    return _short(text, 300)
+                return short(str(data[key]), 300)
+    return short(text, 300)
 
 
 _JSON_OBJECT_HINT = (
@@ -492,11 +352,8 @@ def _hint_for(status: int, body: dict[str, Any] | None) -> str:
 __all__ = [
     "LLM",
     "Message",
+    "image_part",
     "OpenAICompatibleLLM",
     "parse_reply",
     "strip_fences",
 ]
-
-from convir.models.scripted_llm import ScriptedCall, ScriptedLLM  # noqa: E402  (public here too)
-
-__all__ += ["ScriptedCall", "ScriptedLLM"]

@@ -1,5 +1,5 @@
 """An LLM that replies from a script, for tests, demos and offline runs: the same structured
-replies, validation and repair round as a server (``llm._StructuredReplies``), without one."""
+replies, validation and repair round as a server (``llm_messages.StructuredReplies``), without one."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
-from convir.models.llm import Message, _short, _StructuredReplies
+from convir.models.llm_messages import Message, StructuredReplies, short
 
 
 class ScriptedCall(NamedTuple):
@@ -20,7 +20,7 @@ class ScriptedCall(NamedTuple):
     schema: type[BaseModel] | None
 
 
-class ScriptedLLM(_StructuredReplies):
+class ScriptedLLM(StructuredReplies):
     """An LLM that replies from a script: for tests, demos and offline runs.
 
     ``replies`` is either an iterable consumed one reply per round trip, or a callable
@@ -59,7 +59,7 @@ class ScriptedLLM(_StructuredReplies):
         else:
             raise RuntimeError(
                 f"ScriptedLLM ran out of replies after {len(self.calls) - 1} calls; "
-                f"last messages: {_short(json.dumps(messages), 300)}"
+                f"last messages: {short(json.dumps(messages), 300)}"
             )
         if isinstance(reply, BaseException):
             raise reply

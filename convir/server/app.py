@@ -26,7 +26,7 @@ from convir.server.service import Service
 
 if TYPE_CHECKING:
     from convir.agent import ConvirAgent
-    from convir.agents.resources import Resources
+    from convir.gallery.resources import Resources
 
 __all__ = ["create_app"]
 

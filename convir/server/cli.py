@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from convir.errors import InputError
-from convir.state import stitch_form
+from convir.state import STRATEGIES
 
 if TYPE_CHECKING:
     from convir.agent import ConvirAgent
@@ -32,7 +32,7 @@ def serve_command(
         None, "--gallery-size", help="Testbed images to search, without --index [1000]."
     ),
     seed: int | None = typer.Option(None, "--seed", help="Testbed gallery seed [0]."),
-    strategy: str = typer.Option("auto", "--strategy", help="auto, dar, stitch or text."),
+    strategy: str = typer.Option("auto", "--strategy", help=", ".join(STRATEGIES) + "."),
     stitch: str = typer.Option(
         "published",
         "--stitch",
@@ -61,23 +61,17 @@ def serve_command(
     """Serve the agent: JSON API (/docs), streamed turns (SSE) and a chat page at /."""
     from importlib.util import find_spec
 
-    from convir.agent import checkpointer
-    from convir.chat import _resources
-    from convir.plugins import agent_with, check_bank_path, check_policy_name, use_question_bank
+    from convir.agent_options import agent_from_options, check_agent_options, check_gallery_options
 
     missing = [m for m in ("fastapi", "uvicorn") if find_spec(m) is None]
     if missing or not (find_spec("python_multipart") or find_spec("multipart")):
         raise InputError("convir serve needs the extra: pip install 'convir[server]'")
-    if strategy not in ("auto", "dar", "stitch", "text"):
-        raise InputError(f"--strategy must be auto, dar, stitch or text, got {strategy!r}")
-    check_policy_name(policy)
-    check_bank_path(questions)
+    check_agent_options(strategy, policy, questions)
     if not 0 <= port <= 65535:
         raise InputError(f"--port must be between 0 and 65535, got {port}")
     if not 1 <= workers_threads <= 1024:
         raise InputError(f"--threads must be between 1 and 1024, got {workers_threads}")
-    if index_path is not None and (gallery_size is not None or seed is not None):
-        raise InputError("--gallery-size and --seed describe the testbed; drop them with --index")
+    check_gallery_options(index_path, model, pretrained, gallery_size, seed)
     api_key = os.environ.get("CONVIR_API_KEY") or None
     if host not in LOOPBACK and api_key is None:
         typer.echo(
@@ -85,20 +79,18 @@ def serve_command(
             "can use it",
             err=True,
         )
-    form = stitch_form(stitch)  # a bad name fails before any model loads
-    saver = checkpointer(checkpoint)  # a bad spec fails before any model loads
-    resources = _resources(
-        index_path, model, pretrained, gallery_size, seed, generate, policy == "llm"
-    )
-    use_question_bank(resources, questions)
-    # the in-memory testbed's texts are its ground truth: answers are not read off them
-    agent = agent_with(
-        resources,
-        strategy,
-        policy,
-        checkpoint=saver,
-        read_captions=index_path is not None,
-        **form,
+    agent = agent_from_options(
+        index_path=index_path,
+        model=model,
+        pretrained=pretrained,
+        gallery_size=gallery_size,
+        seed=seed,
+        strategy=strategy,
+        stitch=stitch,
+        policy=policy,
+        questions=questions,
+        checkpoint=checkpoint,
+        generate=generate,
     )
     run(agent, host, port, api_key, workers_threads)
 

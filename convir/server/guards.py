@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from convir.agent import HEALTH_WAIT_S, POOL_TIMEOUT_S
+from convir.agents.checkpointers import is_database_down
 from convir.errors import ConvirError
 from convir.server.auth import key_matches, presented_keys
 from convir.server.busy import SessionBusyError
@@ -36,18 +37,6 @@ def database_errors() -> list[type[Exception]]:
     except ImportError:
         return []
     return [psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout]
-
-
-def is_database_down(exc: BaseException) -> bool:
-    """A connection-level failure of the checkpoint database (psycopg / psycopg_pool)."""
-    names = {"OperationalError", "PoolTimeout", "InterfaceError", "PoolClosed"}
-    for _ in range(10):  # the exception, then what caused it
-        if exc is None:
-            return False
-        if type(exc).__module__.startswith("psycopg") and type(exc).__name__ in names:
-            return True
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return False
 
 
 def install_guards(app: FastAPI, api_key: str | None) -> None:

@@ -20,7 +20,7 @@ from convir.server.uploads import UploadStore
 
 if TYPE_CHECKING:
     from convir.agent import ConvirAgent
-    from convir.agents.resources import Resources
+    from convir.gallery.resources import Resources
     from convir.turn import TurnResult
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from convir.agents.questions import Askable, Candidates
+from convir.gallery.questions import Askable, Candidates
 from convir.testbed.captions import NUMBER_WORDS, article
 from convir.testbed.oracle import Question
 from convir.testbed.world import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, SIZES
@@ -59,7 +59,7 @@ def menu_for_testbed(dialogue: list[str]) -> list[Askable]:
 
 
 class TemplateBank:
-    """:func:`menu_for_testbed` as a :class:`~convir.agents.questions.QuestionBank`."""
+    """:func:`menu_for_testbed` as a :class:`~convir.gallery.questions.QuestionBank`."""
 
     def menu(self, dialogue: list[str], candidates: Candidates) -> list[Askable]:
         return menu_for_testbed(dialogue)

@@ -13,8 +13,8 @@ import functools
 
 import numpy as np
 
-from convir.agents.resources import Resources
 from convir.errors import InputError
+from convir.gallery.resources import Resources
 from convir.models.llm import LLM
 
 

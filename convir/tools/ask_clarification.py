@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from convir.agents.answers import already_answered, information_gain
-from convir.agents.questions import Askable, Candidates, CombinedBank, LLMBank, QuestionBank
+from convir.gallery.answers import already_answered, information_gain
+from convir.gallery.questions import Askable, Candidates, CombinedBank, LLMBank, QuestionBank
 from convir.state import MAX_MESSAGE_CHARS, AgentConfig, ConvState
 
 if TYPE_CHECKING:
-    from convir.agents.answers import AnswerModel
-    from convir.agents.resources import Resources
-    from convir.agents.text_reader import PoolTexts
+    from convir.gallery.answers import AnswerModel
+    from convir.gallery.resources import Resources
+    from convir.gallery.text_reader import PoolTexts
 
 
 class AskClarificationArgs(BaseModel):

@@ -20,7 +20,7 @@ from convir.errors import GenerationError
 from convir.state import AgentConfig, ConvState
 
 if TYPE_CHECKING:
-    from convir.agents.resources import Resources
+    from convir.gallery.resources import Resources
     from convir.models.embedder import Embedder
     from convir.models.generator import Generator
 

@@ -1,7 +1,7 @@
 """The five agent tools as LangChain tools, for an LLM agent of your own.
 
 :func:`make_tools` makes a ``StructuredTool`` of each :data:`~convir.tools.specs.TOOL_SPECS`
-entry over one :class:`~convir.agents.resources.Resources`: a call runs the same node the
+entry over one :class:`~convir.gallery.resources.Resources`: a call runs the same node the
 convir graph runs (``ToolSpec.call``), with :class:`~convir.state.AgentConfig`'s defaults.
 Arguments are validated by the tool's pydantic model before anything runs, so a model that
 asks for ``k=1000000`` gets a validation error naming the bound instead of a huge search.
@@ -26,7 +26,7 @@ from convir.tools.specs import TOOL_SPECS, AskClarificationToolArgs, OTRerankToo
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
 
-    from convir.agents.resources import Resources
+    from convir.gallery.resources import Resources
     from convir.tools.specs import ToolSpec
 
 __all__ = ["make_tools", "AskClarificationToolArgs", "OTRerankToolArgs"]
@@ -36,7 +36,7 @@ def make_tools(resources: Resources, config: AgentConfig | None = None) -> list[
     """``refine_query``, ``generate_images``, ``retrieve``, ``ask_clarification``, ``ot_rerank``."""
     from langchain_core.tools import StructuredTool
 
-    from convir.agents.answers import AnswerModel
+    from convir.gallery.answers import AnswerModel
     from convir.models.refiner import LLMRefiner, TemplateRefiner
 
     config = config or AgentConfig()

@@ -47,8 +47,8 @@ from convir.tools.ot_problem import (
 from convir.tools.sinkhorn import solve
 
 if TYPE_CHECKING:
-    from convir.agents.answers import AnswerModel
-    from convir.agents.resources import Resources
+    from convir.gallery.answers import AnswerModel
+    from convir.gallery.resources import Resources
 
 
 class OTRerankArgs(BaseModel):

@@ -19,7 +19,7 @@ from convir.models.refiner import Refiner, TemplateRefiner
 from convir.state import AgentConfig, ConvState, Strategy
 
 if TYPE_CHECKING:
-    from convir.agents.resources import Resources
+    from convir.gallery.resources import Resources
 
 log = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 1000

@@ -35,8 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from convir.state import AgentConfig, ConvState, Strategy
 
 if TYPE_CHECKING:
-    from convir.agents.answers import AnswerModel
-    from convir.agents.resources import Resources
+    from convir.gallery.answers import AnswerModel
+    from convir.gallery.resources import Resources
 
 
 class RetrieveArgs(BaseModel):

@@ -34,8 +34,8 @@ from torch import Tensor
 from convir.errors import InputError
 
 if TYPE_CHECKING:
-    from convir.agents.answers import AnswerModel
-    from convir.agents.resources import Resources
+    from convir.gallery.answers import AnswerModel
+    from convir.gallery.resources import Resources
     from convir.state import AgentConfig, ConvState
 
 PUBLISHED_CT_TEMPERATURE = 0.001  # 0.1 on cosines scaled by 100 (STiTch's code)

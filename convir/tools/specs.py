@@ -25,8 +25,8 @@ from convir.tools.refine_query import RefineQueryArgs
 from convir.tools.retrieve import RetrieveArgs
 
 if TYPE_CHECKING:
-    from convir.agents.answers import AnswerModel
-    from convir.agents.resources import Resources
+    from convir.gallery.answers import AnswerModel
+    from convir.gallery.resources import Resources
     from convir.models.refiner import Refiner
 
 Node = Callable[[ConvState], dict]
@@ -119,7 +119,7 @@ def _refine_node(deps: ToolDeps) -> Node:
 def _refine_prepare(deps: ToolDeps, args: RefineQueryArgs) -> tuple[dict, ConvState]:
     if args.strategy == "stitch" and args.reference_id is None:
         raise InputError("refine_query with strategy stitch needs reference_id (the image edited)")
-    from convir.agent import check_reference
+    from convir.gallery.opening import check_reference
 
     check_reference(deps.resources, args.reference_id)
     state: ConvState = {
@@ -322,3 +322,6 @@ def _ranked(deps: ToolDeps, ids: list[str], scores: list[float]) -> list[dict]:
         }
         for r, (i, s) in enumerate(zip(ids, scores, strict=True), start=1)
     ]
+
+
+TOOL_NAMES: tuple[str, ...] = tuple(spec.name for spec in TOOL_SPECS)  # the tools, in order

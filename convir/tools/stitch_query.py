@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from convir.agents.resources import Resources
+    from convir.gallery.resources import Resources
     from convir.state import AgentConfig, ConvState
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from convir.agents.resources import Resources
+from convir.gallery.resources import Resources
 from convir.testbed.resources import testbed_resources
 from convir.testbed.world import World
 

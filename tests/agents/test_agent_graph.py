@@ -6,7 +6,7 @@ import pytest
 from convir.agent import ConvirAgent, build_agent, checkpointer
 from convir.agents.policy import LLMAction, LLMPolicy, RulePolicy
 from convir.errors import InputError, LLMUnavailableError
-from convir.models.llm import ScriptedLLM
+from convir.models.scripted_llm import ScriptedLLM
 from convir.state import DAR_VARIANTS, STITCH_VARIANTS, AgentConfig
 from convir.testbed.captions import partial_caption
 from convir.testbed.edits import triplets
@@ -274,7 +274,7 @@ def test_llm_proposed_questions_are_asked_on_a_gallery_without_templates(testbed
     """No testbed menu (a real gallery): the LLM's proposals are the menu, chosen by gain."""
     from dataclasses import replace
 
-    from convir.agents.answers import ProposedQuestions
+    from convir.gallery.questions import ProposedQuestions
 
     proposals = {
         "questions": [

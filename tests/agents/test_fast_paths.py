@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import convir.agents.answers as answers_module
-import convir.agents.questions as questions_module
-from convir.agents.answers import AnswerModel
-from convir.agents.language import (
+import convir.gallery.answers as answers_module
+import convir.gallery.questions as questions_module
+from convir.gallery.answers import AnswerModel
+from convir.gallery.language import (
     BODY_PARTS,
     COLOURS,
     PEOPLE,
@@ -22,7 +22,7 @@ from convir.agents.language import (
     Parse,
     parse,
 )
-from convir.agents.parsed_questions import (
+from convir.gallery.parsed_questions import (
     PLURAL_SUBJECTS,
     STATIVE,
     Proposal,
@@ -31,8 +31,8 @@ from convir.agents.parsed_questions import (
     dialogue_lemmas,
     proposals,
 )
-from convir.agents.questions import Candidates, CaptionBank
-from convir.agents.text_reader import GalleryTexts
+from convir.gallery.questions import Candidates, CaptionBank
+from convir.gallery.text_reader import GalleryTexts
 from convir.testbed.captions import full_caption
 from convir.testbed.world import World
 
@@ -202,7 +202,7 @@ def test_gains_skip_only_facts_whose_answers_are_read_off_the_texts(source, monk
 
 def reference_clauses_stating(index, fact_text):
     """:meth:`ClauseIndex.clauses_stating` as first written: intersect word by word."""
-    from convir.agents.questions import _content, _places
+    from convir.gallery.clauses import _content, _places
 
     want = sorted(_content(fact_text), key=lambda w: len(index._by_word.get(w, ())))
     if not want:
@@ -216,7 +216,7 @@ def reference_clauses_stating(index, fact_text):
 
 @pytest.mark.parametrize("source", ["testbed", "dev"])
 def test_clauses_stating_is_the_word_by_word_intersection(source):
-    from convir.agents.questions import ClauseIndex
+    from convir.gallery.clauses import ClauseIndex
 
     texts = testbed_texts() if source == "testbed" else dev_texts()
     for dialogue, pool, _ in pools(texts, seed=4, n=5):

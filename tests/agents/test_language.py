@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convir.agents.language import clauses, is_refusal, lemma, parse
-from convir.agents.questions import Candidates, CaptionBank, states
+from convir.gallery.clauses import states
+from convir.gallery.language import clauses, is_refusal, lemma, parse
+from convir.gallery.questions import Candidates, CaptionBank
 
 DEV = Path(__file__).resolve().parents[3] / "shared/benchmarks/captions/cirr_vlm_captions.jsonl"
 # The shapes a parsed question takes; anything else is a word run a person would not ask.

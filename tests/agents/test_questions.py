@@ -3,17 +3,17 @@
 import numpy as np
 import pytest
 
-from convir.agents.answers import AnswerModel, turn_question
-from convir.agents.questions import (
+from convir.evaluation.users import TestbedUser
+from convir.gallery.answers import AnswerModel, turn_question
+from convir.gallery.clauses import states
+from convir.gallery.questions import (
     NONE_OPTION,
     Askable,
     Candidates,
     CaptionBank,
     CombinedBank,
     VocabularyBank,
-    states,
 )
-from convir.evaluation.users import TestbedUser
 from convir.models.embedder import TextFeatures
 from convir.testbed.captions import full_caption
 from convir.testbed.world import World

@@ -3,9 +3,9 @@ pool's own, and the gallery's memo starts over within its byte budget."""
 
 import numpy as np
 
-from convir.agents import text_reader
-from convir.agents.questions import states
-from convir.agents.text_reader import GalleryTexts, PoolTexts
+from convir.gallery import text_reader
+from convir.gallery.clauses import states
+from convir.gallery.text_reader import GalleryTexts, PoolTexts
 from convir.testbed.captions import full_caption
 from convir.testbed.world import World
 

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from convir.agents.answers import AnswerModel, already_answered, information_gain
-from convir.agents.questions import Askable
+from convir.gallery.answers import AnswerModel, already_answered, information_gain
+from convir.gallery.questions import Askable
 from convir.state import AgentConfig
 from convir.testbed.oracle import answer, parse_question
 from convir.testbed.questions import mentioned_objects, menu_for_testbed, options_for_testbed

@@ -13,7 +13,7 @@ from convir.evaluation.users import (
     TestbedUser,
     dialogue_seed,
 )
-from convir.models.llm import ScriptedLLM
+from convir.models.scripted_llm import ScriptedLLM
 from convir.testbed.oracle import Question, answer, candidate_questions
 from convir.testbed.world import World
 

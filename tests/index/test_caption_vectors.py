@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from convir.agents.resources import Resources
 from convir.errors import InputError
+from convir.gallery.resources import Resources
 from convir.index.cli import build_index
 from convir.index.faiss_index import GalleryIndex
 from convir.models.embedder import TESTBED_MODEL

@@ -9,8 +9,8 @@ import pytest
 from captions_items import ITEMS, write_items
 from convir_cli import run_convir
 
-from convir.agents.resources import Resources
 from convir.errors import IndexFileError, InputError
+from convir.gallery.resources import Resources
 from convir.index.archive import IndexMeta
 from convir.index.captions_only import (
     CAPTIONS_ONLY_SOURCE,

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convir.agents.resources import Resources
 from convir.errors import IndexFileError, InputError
+from convir.gallery.resources import Resources
 from convir.index.faiss_index import VIEWS_MEMBER, GalleryIndex
 from convir.models.views import embed_views
 

@@ -10,7 +10,8 @@ from llm_server import Reply
 from pydantic import BaseModel
 
 from convir.errors import InputError, LLMError, LLMOutputError, LLMUnavailableError
-from convir.models.llm import LLM, OpenAICompatibleLLM, ScriptedLLM, strip_fences
+from convir.models.llm import LLM, OpenAICompatibleLLM, strip_fences
+from convir.models.scripted_llm import ScriptedLLM
 
 MESSAGES = [
     {"role": "system", "content": "You pick the next tool."},

@@ -1,6 +1,6 @@
 from convir.errors import LLMUnavailableError
-from convir.models.llm import ScriptedLLM
 from convir.models.refiner import LLMRefiner, TemplateRefiner, split_turn, turn_to_fact
+from convir.models.scripted_llm import ScriptedLLM
 from convir.testbed.oracle import Oracle, candidate_questions
 from convir.testbed.world import World
 

@@ -11,7 +11,7 @@ def text_client(tmp_path_factory):
     from fastapi.testclient import TestClient
 
     from convir.agent import build_agent
-    from convir.agents.resources import Resources
+    from convir.gallery.resources import Resources
     from convir.index.captions_only import build_captions_index, read_caption_file
     from convir.server.app import create_app
 

@@ -3,7 +3,7 @@
 from PIL import Image
 
 from convir.errors import LLMUnavailableError
-from convir.models.llm import ScriptedLLM
+from convir.models.scripted_llm import ScriptedLLM
 from convir.tools.target_descriptions import clauses, rule_descriptions, target_descriptions
 
 CAPTION = (

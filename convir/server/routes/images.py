@@ -15,7 +15,7 @@ from convir.server.service import NO_IMAGES, ServiceDep
 from convir.server.uploads import MAX_UPLOAD_BYTES
 
 if TYPE_CHECKING:
-    from convir.agents.resources import Resources
+    from convir.gallery.resources import Resources
 
 router = APIRouter(tags=["images"])
 UploadId = Annotated[str, Path(pattern=ID_PATTERN, description="from POST /uploads")]

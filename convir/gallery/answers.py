@@ -32,12 +32,10 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import BaseModel, Field
 
-from convir.agents.language import content_lemmas
-from convir.agents.questions import Askable
-from convir.agents.text_reader import PoolTexts
-from convir.errors import LLMError
+from convir.gallery.language import content_lemmas
+from convir.gallery.questions import Askable
+from convir.gallery.text_reader import PoolTexts
 from convir.models.refiner import (
     is_no,
     is_unsure,
@@ -50,7 +48,6 @@ from convir.models.refiner import (
 
 if TYPE_CHECKING:
     from convir.models.embedder import Embedder
-    from convir.models.llm import LLM
 
 CAPTION_EPS = 0.1  # how often a candidate's text is taken to be wrong about a fact
 
@@ -82,46 +79,6 @@ def facts_of(askable: Askable) -> tuple[str | None, ...]:
     if askable.facts is not None:
         return askable.facts
     return tuple(fact(askable.text, o) for o in askable.options)
-
-
-class ProposedQuestion(BaseModel):
-    question: str = Field(min_length=3, max_length=200)
-    options: list[str] = Field(min_length=2, max_length=8)
-
-
-class ProposedQuestions(BaseModel):
-    """The JSON schema of the ``ask_question`` prompt's reply."""
-
-    questions: list[ProposedQuestion] = Field(max_length=5)
-
-
-def llm_questions(
-    llm: LLM, dialogue: list[str], candidate_captions: list[str]
-) -> tuple[list[Askable], str]:
-    """Questions (with their answer options) proposed by the LLM, and a note for the log.
-
-    They join the menu and compete on information gain like template questions; an LLM
-    failure just leaves the menu as it was.
-    """
-    from convir.prompts import load_prompt
-
-    prompt = load_prompt("ask_question").render(
-        dialogue="\n".join(f"- {t[:300]}" for t in dialogue[-8:]),
-        candidates="\n".join(f"{i + 1}. {c[:200]}" for i, c in enumerate(candidate_captions[:10])),
-    )
-    try:
-        reply = llm.complete([{"role": "user", "content": prompt}], schema=ProposedQuestions)
-    except LLMError as exc:
-        return [], f"LLM questions failed ({type(exc).__name__})"
-    assert isinstance(reply, ProposedQuestions)
-    asks = [
-        Askable(
-            q.question.strip().lower().rstrip("?") + "?",
-            tuple(dict.fromkeys(o.strip().lower() for o in q.options if o.strip())),
-        )
-        for q in reply.questions
-    ]
-    return [a for a in asks if len(a.options) >= 2], f"LLM proposed {len(asks)}"
 
 
 class AnswerModel:

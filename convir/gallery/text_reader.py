@@ -11,7 +11,7 @@ dialogues spent 85% of it here). Two readers answer the same question:
 - :meth:`PoolTexts.of` indexes only the pool's texts, per call: for plain caption lists and
   galleries too large to index whole in memory.
 
-Both give :func:`convir.agents.questions.states`'s answer exactly.
+Both give :func:`convir.gallery.clauses.states`'s answer exactly.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from convir.agents.questions import ClauseIndex
+from convir.gallery.clauses import ClauseIndex
 
 GALLERY_INDEX_MAX = 200_000  # texts indexed whole (~100 MB of sets at this size)
 MASK_BUDGET_BYTES = 128 * 2**20  # memoized per-fact masks (one byte per gallery item each)

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-    from convir.agents.questions import QuestionBank
-    from convir.agents.text_reader import GalleryTexts, PoolTexts
+    from convir.gallery.questions import QuestionBank
+    from convir.gallery.text_reader import GalleryTexts, PoolTexts
     from convir.index.faiss_index import GalleryIndex
     from convir.models.embedder import Embedder, TextFeatures
     from convir.models.generator import Generator
@@ -253,7 +253,7 @@ class Resources:
     @classmethod
     def open(
         cls,
-        index_path: str | PathLike[str],
+        index_path: str | PathLike[str] | GalleryIndex,
         *,
         model: str | None = None,
         pretrained: str | None = None,
@@ -264,13 +264,19 @@ class Resources:
         """A saved gallery with the models it was built with: the image model the index
         records (``model``/``pretrained`` override it, e.g. when the weights moved), or for a
         captions-only index its text model (``text_model`` overrides), with no images.
-        ``generator``: DAR may generate images (the testbed CLIP's generator only).
-        :class:`IndexFileError` when the model does not embed into the index's dimension."""
-        from convir.errors import IndexFileError
+        ``generator``: DAR may generate images (the testbed CLIP's generator only); ``llm``:
+        the LLM of the LLM policy, question bank and refiner. ``index_path`` may also be an
+        index already loaded (a benchmark's search space cut out of a bigger one).
+        :class:`IndexFileError` when the model does not embed into the index's dimension.
+        The one way a gallery is opened: chat, serve, ``load_agent`` and the evaluations."""
+        from convir.errors import IndexFileError, ModelError
         from convir.index.captions_only import is_captions_only
         from convir.index.faiss_index import GalleryIndex
 
-        index = GalleryIndex.load(index_path)
+        if isinstance(index_path, GalleryIndex):
+            index, index_path = index_path, "the index"
+        else:
+            index = GalleryIndex.load(index_path)
         factory = None
         if is_captions_only(index):
             if model is not None or pretrained is not None:
@@ -294,7 +300,15 @@ class Resources:
             name = model or index.model
             if name is None:
                 raise InputError(f"{index_path} records no model; pass --model and --pretrained")
-            embedder = load_embedder(name, pretrained or index.pretrained)
+            try:
+                embedder = load_embedder(name, pretrained or index.pretrained)
+            except ModelError as exc:
+                if model is not None or pretrained is not None:
+                    raise
+                raise ModelError(
+                    f"{exc} (the index was built with --model {index.model} --pretrained "
+                    f"{index.pretrained}; rebuild the index if the weights moved)"
+                ) from exc
             if generator and name == TESTBED_MODEL:  # the testbed generator speaks its CLIP only
                 import functools
 
@@ -323,7 +337,7 @@ class Resources:
     def bank(self) -> QuestionBank:
         """The question bank in use: the one given, else mined from the gallery's texts, else
         the embedder's concept vocabulary (a gallery without texts)."""
-        from convir.agents.questions import CaptionBank, VocabularyBank, concepts_of
+        from convir.gallery.questions import CaptionBank, VocabularyBank, concepts_of
 
         if self.question_bank is not None:
             return self.question_bank
@@ -341,7 +355,7 @@ class Resources:
         """A reader of these positions' texts for the answer model (None without texts):
         through one index of the whole gallery, built on first use, up to
         ``GALLERY_INDEX_MAX`` texts; above that, an index of just these texts."""
-        from convir.agents.text_reader import GALLERY_INDEX_MAX, GalleryTexts, PoolTexts
+        from convir.gallery.text_reader import GALLERY_INDEX_MAX, GalleryTexts, PoolTexts
 
         if self.captions is None:
             return None

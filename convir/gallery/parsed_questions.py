@@ -1,7 +1,7 @@
 """Questions a person would ask about free-form captions, built from parsed phrases.
 
-:class:`~convir.agents.questions.CaptionBank` asks these when captions can be parsed
-(``convir.agents.language.parse``). Every question is about one thing a candidate's caption
+:class:`~convir.gallery.questions.CaptionBank` asks these when captions can be parsed
+(``convir.gallery.language.parse``). Every question is about one thing a candidate's caption
 mentions, worded from its parse, never from a raw run of words:
 
 - yes/no on a thing and its attributes: "is there a dog?", "is there a sled dog?", "is the
@@ -14,7 +14,7 @@ mentions, worded from its parse, never from a raw run of words:
   the option alone knows what it claims.
 
 Each proposal's fact is what the answer model reads off candidates' texts
-(``questions.states``: lemmas within one clause), and who states it decides whether it
+(``clauses.states``: lemmas within one clause), and who states it decides whether it
 splits the candidates at all.
 """
 
@@ -24,7 +24,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from convir.agents.language import (
+from convir.gallery.language import (
     BODY_PARTS,
     COLOURS,
     MASS_NOUNS,

@@ -19,16 +19,23 @@ expected information gain (``ask_clarification``).
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import BaseModel, Field
 
-from convir.agents.language import META_NOUNS, PLACE_WORDS, content_lemmas, has_parser
-from convir.agents.language import clauses as lemma_clauses
-from convir.agents.parsed_questions import (
+from convir.errors import LLMError
+from convir.gallery.clauses import (
+    STOPWORDS,
+    ClauseIndex,
+    _content,
+    clauses,
+    normalise,
+)
+from convir.gallery.language import PLACE_WORDS, has_parser
+from convir.gallery.parsed_questions import (
     NONE_OPTION,
     Proposal,
     choice_questions,
@@ -39,12 +46,6 @@ from convir.agents.parsed_questions import (
 if TYPE_CHECKING:
     from convir.models.llm import LLM
 
-# Words that never start or end a mined phrase, and never make one on their own.
-STOPWORDS = frozenset(
-    "a an the and or of on in at to with is are there this that it its for by from as "
-    "some one image picture photo showing shows".split()
-)
-_NOT_CONTENT = STOPWORDS | META_NOUNS | {"show", "be", "have", "someone", "something"}
 # Common visual concepts for photo galleries (COCO-like objects, scenes, colours).
 PHOTO_CONCEPTS: tuple[str, ...] = tuple(
     """person man woman child people dog cat horse bird cow sheep car bus truck bicycle
@@ -104,48 +105,6 @@ class QuestionBank(Protocol):
     def menu(self, dialogue: list[str], candidates: Candidates) -> list[Askable]: ...
 
 
-def normalise(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9']+", text.lower().replace("grey", "gray")))
-
-
-def clauses(caption: str) -> list[list[str]]:
-    """A caption split where one thing ends and the next begins, as plain words (the word-run
-    fallback miner's view; the reader uses :func:`convir.agents.language.clauses`)."""
-    parts = re.split(r"[,.;:!?]| and | with ", caption.lower().replace("grey", "gray"))
-    return [normalise(p).split() for p in parts if normalise(p)]
-
-
-@functools.lru_cache(maxsize=65536)
-def _content(fact_text: str) -> frozenset[str]:
-    """A fact's content lemmas ("sitting dogs" -> {sit, dog})."""
-    return frozenset(w for w in content_lemmas(fact_text) if w not in _NOT_CONTENT)
-
-
-@functools.lru_cache(maxsize=65536)
-def _clause_sets(caption: str) -> tuple[tuple[frozenset[str], tuple[str, ...]], ...]:
-    return tuple(
-        (frozenset(c), tuple(w for w in c if w in PLACE_WORDS)) for c in lemma_clauses(caption)
-    )
-
-
-def states(caption: str, fact_text: str) -> bool:
-    """Whether a text states a fact: every content word of it, by lemma ("dogs sitting" is
-    "a dog sits"), inside one clause, and the same place words in the same order ("at the
-    top" is not "at the top left")."""
-    want = _content(fact_text)
-    if not want:
-        return False
-    where = _places(fact_text)
-    return any(
-        want <= words and (not where or where == places) for words, places in _clause_sets(caption)
-    )
-
-
-@functools.lru_cache(maxsize=65536)
-def _places(text: str) -> tuple[str, ...]:
-    return tuple(w for w in normalise(text).split() if w in PLACE_WORDS)
-
-
 def article(phrase: str) -> str:
     return ("an " if phrase[:1] in "aeiou" else "a ") + phrase
 
@@ -186,46 +145,6 @@ def yes_no_question(phrase: str) -> str:
     return f"is there {article(phrase)}?"
 
 
-class ClauseIndex:
-    """Which of some texts state a fact, read as :func:`states` reads one, for many facts at
-    once: an inverted index from clause words to clauses, so a fact costs a few set
-    intersections instead of a pass over every text's clauses."""
-
-    def __init__(self, texts: Sequence[str | None]) -> None:
-        self._where: list[tuple[int, tuple[str, ...]]] = []  # clause -> (text row, places)
-        self._by_word: dict[str, set[int]] = {}
-        for r, text in enumerate(texts):
-            if not text:
-                continue
-            for words, places in _clause_sets(text):
-                for w in words:
-                    self._by_word.setdefault(w, set()).add(len(self._where))
-                self._where.append((r, places))
-
-    def holders(self, fact_text: str) -> set[int]:
-        """The rows of the texts that state ``fact_text``."""
-        return self.rows_of(self.clauses_stating(fact_text))
-
-    def rows_of(self, clauses: set[int]) -> set[int]:
-        """The rows of the texts these clauses belong to."""
-        return {self._where[c][0] for c in clauses}
-
-    def clauses_stating(self, fact_text: str) -> set[int]:
-        """The clauses (numbered across all texts) that state ``fact_text``."""
-        groups = []
-        for w in _content(fact_text):
-            group = self._by_word.get(w)
-            if not group:
-                return set()
-            groups.append(group)
-        if not groups:
-            return set()
-        groups.sort(key=len)  # the rarest word first: the intersection stays small
-        hits = groups[0].intersection(*groups[1:])  # a new set, never the index's own
-        place = _places(fact_text)
-        return {c for c in hits if self._where[c][1] == place} if place else hits
-
-
 def _holders(texts: list[str], longest: int) -> dict[str, set[int]]:
     """Every mined phrase and the texts that state it (:class:`ClauseIndex`)."""
     index = ClauseIndex(texts)
@@ -244,7 +163,7 @@ def _entropy(f: float) -> float:
 class CaptionBank:
     """Yes/no and multiple-choice questions on what the candidates' captions say.
 
-    With a parser (``convir.agents.language``), questions are built from parsed phrases
+    With a parser (``convir.gallery.language``), questions are built from parsed phrases
     (``parsed_questions``): things, their attributes, places and actions, and choices only
     among values of one slot. Without one, phrases are mined as word runs (the first
     release's rules). Either way a proposal is kept only if it splits the candidates (its
@@ -377,6 +296,46 @@ class VocabularyBank:
         ]
 
 
+class ProposedQuestion(BaseModel):
+    question: str = Field(min_length=3, max_length=200)
+    options: list[str] = Field(min_length=2, max_length=8)
+
+
+class ProposedQuestions(BaseModel):
+    """The JSON schema of the ``ask_question`` prompt's reply."""
+
+    questions: list[ProposedQuestion] = Field(max_length=5)
+
+
+def llm_questions(
+    llm: LLM, dialogue: list[str], candidate_captions: list[str]
+) -> tuple[list[Askable], str]:
+    """Questions (with their answer options) proposed by the LLM, and a note for the log.
+
+    They join the menu and compete on information gain like template questions; an LLM
+    failure just leaves the menu as it was.
+    """
+    from convir.prompts import load_prompt
+
+    prompt = load_prompt("ask_question").render(
+        dialogue="\n".join(f"- {t[:300]}" for t in dialogue[-8:]),
+        candidates="\n".join(f"{i + 1}. {c[:200]}" for i, c in enumerate(candidate_captions[:10])),
+    )
+    try:
+        reply = llm.complete([{"role": "user", "content": prompt}], schema=ProposedQuestions)
+    except LLMError as exc:
+        return [], f"LLM questions failed ({type(exc).__name__})"
+    assert isinstance(reply, ProposedQuestions)
+    asks = [
+        Askable(
+            q.question.strip().lower().rstrip("?") + "?",
+            tuple(dict.fromkeys(o.strip().lower() for o in q.options if o.strip())),
+        )
+        for q in reply.questions
+    ]
+    return [a for a in asks if len(a.options) >= 2], f"LLM proposed {len(asks)}"
+
+
 class LLMBank:
     """Questions proposed by an LLM from the dialogue and representative candidates."""
 
@@ -386,8 +345,6 @@ class LLMBank:
         self.note = ""
 
     def menu(self, dialogue: list[str], candidates: Candidates) -> list[Askable]:
-        from convir.agents.answers import llm_questions
-
         captions = [c for c in candidates.captions if c] or candidates.ids
         asks, self.note = llm_questions(self.llm, dialogue, captions[: self.shown])
         return asks
