@@ -55,7 +55,12 @@ def serve_command(
         True, "--generate/--no-generate", help="Let DAR generate images (slower turns)."
     ),
     workers_threads: int = typer.Option(
-        64, "--threads", help="Turns that may run at once (request threads)."
+        64, "--threads", help="Turns that may run at once (request threads), per worker."
+    ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        help="Processes answering on the port over one shared store (sqlite: or postgres:).",
     ),
 ) -> None:
     """Serve the agent: JSON API (/docs), streamed turns (SSE) and a chat page at /."""
@@ -71,6 +76,13 @@ def serve_command(
         raise InputError(f"--port must be between 0 and 65535, got {port}")
     if not 1 <= workers_threads <= 1024:
         raise InputError(f"--threads must be between 1 and 1024, got {workers_threads}")
+    if not 1 <= workers <= 64:
+        raise InputError(f"--workers must be between 1 and 64, got {workers}")
+    if workers > 1 and checkpoint in ("", "memory"):
+        raise InputError(
+            "--workers shares sessions through the store: use --checkpoint sqlite:PATH "
+            "(one host) or postgres://... (any number of hosts)"
+        )
     check_gallery_options(index_path, model, pretrained, gallery_size, seed)
     api_key = os.environ.get("CONVIR_API_KEY") or None
     if host not in LOOPBACK and api_key is None:
@@ -79,7 +91,7 @@ def serve_command(
             "can use it",
             err=True,
         )
-    agent = agent_from_options(
+    options = dict(
         index_path=index_path,
         model=model,
         pretrained=pretrained,
@@ -92,7 +104,15 @@ def serve_command(
         checkpoint=checkpoint,
         generate=generate,
     )
-    run(agent, host, port, api_key, workers_threads)
+    if workers > 1:
+        from convir.server.workers import prepare_store, serve_workers
+        from convir.state import stitch_form
+
+        stitch_form(stitch)  # a bad name fails before any worker starts
+        prepare_store(checkpoint)
+        serve_workers(options, host, port, workers, api_key, workers_threads)
+        return
+    run(agent_from_options(**options), host, port, api_key, workers_threads)
 
 
 def run(agent: ConvirAgent, host: str, port: int, api_key: str | None, threads: int) -> None:

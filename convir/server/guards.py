@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 
 from convir.agent import HEALTH_WAIT_S, POOL_TIMEOUT_S
 from convir.agents.checkpointers import is_database_down
@@ -39,23 +39,33 @@ def database_errors() -> list[type[Exception]]:
     return [psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout]
 
 
-def install_guards(app: FastAPI, api_key: str | None) -> None:
-    """The gate middleware and the exception handlers (module docstring)."""
+class Gate:
+    """Before any parsing: the API key on every path (API, page, images, /docs,
+    /openapi.json) when one is set. (The body's size is ``body_limit``'s, just inside.)
+    Then the request runs within one wait budget for the database (``wait_budget``).
 
-    @app.middleware("http")
-    async def gate(request: Request, call_next: Any) -> Response:
-        """Before any parsing: the API key on every path (API, page, images, /docs,
-        /openapi.json) when one is set. (The body's size is ``body_limit``'s, just inside.)
-        Then the request runs within one wait budget for the database (``wait_budget``)."""
-        if api_key is not None:
+    A plain ASGI middleware: Starlette's ``@app.middleware("http")`` form runs the rest of
+    the app in a task of its own and relays the response through a stream: 5% of the
+    server's samples in a one-session load (py-spy, ``benchmarks/load_server.py``)."""
+
+    def __init__(self, app: Any, api_key: str | None) -> None:
+        self.app = app
+        self.api_key = api_key
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.api_key is not None:
+            request = Request(scope)
             offered = presented_keys(
                 dict(request.headers),
                 dict(request.cookies),
                 dict(request.query_params),
                 request.url.path,
             )
-            if not key_matches(api_key, offered):
-                return JSONResponse(
+            if not key_matches(self.api_key, offered):
+                refusal = JSONResponse(
                     {
                         "detail": "missing or wrong API key: send the header X-API-Key "
                         "(in a browser, open /?api_key=KEY once)"
@@ -63,9 +73,17 @@ def install_guards(app: FastAPI, api_key: str | None) -> None:
                     401,
                     headers={"WWW-Authenticate": "Bearer"},
                 )
-        wait = HEALTH_WAIT_S if request.url.path == "/health" else POOL_TIMEOUT_S
+                await refusal(scope, receive, send)
+                return
+        wait = HEALTH_WAIT_S if scope["path"] == "/health" else POOL_TIMEOUT_S
         with wait_budget(wait):  # one deadline for all of this request's database waits
-            return await call_next(request)
+            await self.app(scope, receive, send)
+
+
+def install_guards(app: FastAPI, api_key: str | None) -> None:
+    """The gate middleware and the exception handlers (module docstring)."""
+
+    app.add_middleware(Gate, api_key=api_key)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -161,7 +161,8 @@ class Health(BaseModel):
     strategy: str
     checkpoint: str = Field(description="memory, sqlite or postgres")
     checkpoint_ok: bool = Field(True, description="the checkpointer answered just now")
-    turns_running: int
+    turns_running: int = Field(description="turns running in this worker process")
+    worker: int = Field(0, description="the process id of the worker that answered")
 
 
 class Problem(BaseModel):

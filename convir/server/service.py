@@ -14,8 +14,10 @@ from fastapi import Depends, HTTPException, Request
 from convir.agent import check_reference, last_result
 from convir.errors import InputError
 from convir.server.busy import BusySessions
+from convir.server.leases import leases_for
 from convir.server.models import MessageIn, Result, SessionIn, TurnOut
 from convir.server.session_ids import keyed_session_id, session_secret
+from convir.server.store import tune
 from convir.server.uploads import UploadStore
 
 if TYPE_CHECKING:
@@ -41,11 +43,14 @@ class Service:
     agent: ConvirAgent
     resources: Resources
     api_key: str | None = None
-    busy: BusySessions = field(default_factory=BusySessions)
+    busy: BusySessions = field(init=False)
     uploads: UploadStore = field(init=False)
     secret: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        tune(self.agent.checkpointer)  # SQLite: WAL, synchronous=NORMAL (convir.server.store)
+        # one turn per session in this process, and across processes over a shared store
+        self.busy = BusySessions(leases_for(self.agent.checkpointer))
         self.uploads = UploadStore(self.resources.embedder)
         self.secret = session_secret(self.agent.checkpointer)
 
@@ -85,8 +90,18 @@ class Service:
     def existing(self, session_id: str) -> dict:
         state = self.agent.state(session_id)
         if not state:
-            raise HTTPException(404, f"no session {session_id}; create one with POST /sessions")
+            raise self.unknown(session_id)
         return state
+
+    def exists(self, session_id: str) -> bool:
+        """Whether the session has a checkpoint: one row read, without rebuilding its state
+        (a message's turn reads the state itself)."""
+        config = {"configurable": {"thread_id": session_id, "checkpoint_ns": ""}}
+        return self.agent.checkpointer.get_tuple(config) is not None
+
+    @staticmethod
+    def unknown(session_id: str) -> HTTPException:
+        return HTTPException(404, f"no session {session_id}; create one with POST /sessions")
 
     def begin(
         self, body: SessionIn, key: str | None, durability: str | None = None
@@ -128,8 +143,9 @@ class Service:
         """The next turn's events; a retry with the turn's key finishes or replays it."""
         self.busy.claim(session_id)
         try:
-            state = self.existing(session_id)
-            if key and state.get("message_key") == key:
+            if not key and not self.exists(session_id):
+                raise self.unknown(session_id)
+            if key and self.existing(session_id).get("message_key") == key:
                 return self.replay(session_id)
             return self.agent.reply_stream(session_id, body.message, key=key)
         except BaseException:

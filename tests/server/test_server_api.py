@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import threading
 
 import numpy as np
@@ -36,6 +37,7 @@ def test_a_conversation_over_http_asks_questions_and_keeps_its_transcript(client
         "checkpoint": "memory",
         "checkpoint_ok": True,
         "turns_running": 0,
+        "worker": os.getpid(),  # the process that answered (one of --workers N)
     }
     first = client.post("/sessions", json={"message": "a red circle"}, params={"top": 5})
     assert first.status_code == 201

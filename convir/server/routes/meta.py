@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -30,6 +31,7 @@ def health(srv: ServiceDep) -> Health:
         checkpoint=kind,
         checkpoint_ok=alive,
         turns_running=len(srv.busy),
+        worker=os.getpid(),
     )
 
 
