@@ -9,9 +9,10 @@ other field is replaced by the node that owns it.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Literal, TypedDict, get_args
+import warnings
+from typing import Annotated, Any, Literal, TypedDict, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Strategy = Literal["dar", "stitch", "text"]  # what one turn runs
 ConfigStrategy = Literal["auto", "dar", "stitch", "text"]  # what an agent is set to run
@@ -76,7 +77,9 @@ def has_reference(state: ConvState) -> bool:
 
 
 class AgentConfig(BaseModel):
-    """Knobs of one agent; every default is documented in docs/agent.md."""
+    """Settings of one agent, by concern (:data:`GROUPS`: retrieval, DAR, STiTch, OT,
+    questions and answers); every one is described in its Field and listed in
+    docs/agent.md's table (:func:`settings_table`). Contradicting settings are an error."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -134,8 +137,19 @@ class AgentConfig(BaseModel):
     answer_weight: float = Field(
         1.0, ge=0.0, le=10.0, description="weight of the answers' log-likelihood in rescoring"
     )
-    temperature: float = Field(
-        0.1, gt=0.0, le=1.0, description="cosine temperature of the candidate posterior"
+    score_temperature: float = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        description="scores are cosine / this (the candidate posterior's logits, in which "
+        "the answers' log-likelihood is added and results are shown)",
+    )
+    answer_temperature: float = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        description="the answer model's softmax temperature over an option's cosines "
+        "(p(answer | image) from the embedder)",
     )
     caption_weight: float = Field(
         0.5,
@@ -156,7 +170,102 @@ class AgentConfig(BaseModel):
         "or captioner) where the gallery has one; False: the embedder alone",
     )
     max_steps: int = Field(8, ge=1, le=32, description="tool calls per turn before it must end")
-    seed: int = 0
+    seed: int = Field(
+        0,
+        description="seed of what a turn draws: generated images, sampled STiTch descriptions, random question picks",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        """Settings saved under an old name (a config.json of an earlier run) still load,
+        with a warning naming the new ones."""
+        if isinstance(data, dict) and any(k in RENAMED for k in data):
+            data = dict(data)
+            for old, new in RENAMED.items():
+                if old in data:
+                    value = data.pop(old)
+                    warnings.warn(
+                        f"AgentConfig: {old!r} is now {' and '.join(map(repr, new))}",
+                        DeprecationWarning,
+                        stacklevel=2,
+                    )
+                    for name in new:
+                        data.setdefault(name, value)
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AgentConfig:
+        """Settings that contradict each other: more results kept than candidates scored.
+        A pool set below the default top_k alone takes top_k down with it (its results
+        are the pool, as they always were)."""
+        if self.top_k > self.pool:
+            if "top_k" in self.model_fields_set:
+                raise ValueError(
+                    f"top_k ({self.top_k}) is more than pool ({self.pool}): a turn ranks only "
+                    "the pool; raise pool or lower top_k"
+                )
+            self.top_k = self.pool
+        return self
+
+
+# old name -> the settings it now is (one meaning per knob)
+RENAMED: dict[str, tuple[str, ...]] = {"temperature": ("score_temperature", "answer_temperature")}
+# every setting by concern (docs/agent.md's table; a test keeps it complete)
+GROUPS: dict[str, tuple[str, ...]] = {
+    "retrieval": (
+        "strategy",
+        "top_k",
+        "pool",
+        "caption_weight",
+        "score_temperature",
+        "max_steps",
+        "seed",
+    ),
+    "DAR": ("n_generated", "dar_query", "dar_image_weight_early", "dar_image_weight_late"),
+    "STiTch": (
+        "stitch_descriptions",
+        "stitch_transition",
+        "stitch_edit_weight",
+        "transition_scale",
+        "stitch_set_score",
+        "ct_temperature",
+        "views",
+        "view_augment",
+        "llm_sees_reference",
+    ),
+    "OT": ("ot_weight", "ot_top_n", "ot_reg", "ot_reg_m", "ot_iterations"),
+    "questions and answers": (
+        "questions",
+        "question_pool",
+        "answer_weight",
+        "answer_temperature",
+        "read_captions",
+    ),
+}
+
+
+def settings_table() -> str:
+    """The Markdown table of every AgentConfig setting by group: name, default, bounds, what
+    it does (from its Field description). docs/agent.md holds it (scripts/config_table.py)."""
+    rows = ["| group | setting | default | what it is |", "| --- | --- | --- | --- |"]
+    for group, names in GROUPS.items():
+        for name in names:
+            field = AgentConfig.model_fields[name]
+            bounds = [
+                f"{op} {getattr(m, attr)}"
+                for m in field.metadata
+                for attr, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+                if getattr(m, attr, None) is not None
+            ]
+            choices = get_args(field.annotation)
+            what = (field.description or "").replace("|", "/")
+            if choices and all(isinstance(c, str) for c in choices):
+                what += f" ({', '.join(choices)})"
+            elif bounds:
+                what += f" ({', '.join(bounds)})"
+            rows.append(f"| {group} | `{name}` | `{field.default!r}` | {what} |")
+    return "\n".join(rows) + "\n"
 
 
 # Named STiTch forms (``--stitch``): the published pipeline and our earlier variant.

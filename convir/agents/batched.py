@@ -45,7 +45,7 @@ class BatchedAgent:
 
         self.resources = resources
         self.config = config or AgentConfig()
-        self._answers = AnswerModel(resources.embedder, self.config.temperature)
+        self._answers = AnswerModel(resources.embedder, self.config.answer_temperature)
         self._nodes = build_nodes(resources, policy, self.config, answers=self._answers)
         self._states: dict[str, ConvState] = {}
 

@@ -68,9 +68,9 @@ def explain_rank(
     row = pool.index(position)
     x = np.asarray(resources.vectors[position], dtype=np.float64)
     similarity = float(np.dot(q.astype(np.float64), x))
-    label = f"similarity {similarity:.3f} / temperature {config.temperature}"
-    terms = [ScoreTerm(label, similarity / config.temperature)]
-    answers = AnswerModel(resources.embedder, config.temperature)
+    label = f"similarity {similarity:.3f} / temperature {config.score_temperature}"
+    terms = [ScoreTerm(label, similarity / config.score_temperature)]
+    answers = AnswerModel(resources.embedder, config.answer_temperature)
     asked = state.get("asked_options")
     for turn in state.get("dialogue", [])[1:]:
         loglik = answers_loglik(resources, pool, [turn], answers, config, asked)

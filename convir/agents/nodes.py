@@ -97,7 +97,7 @@ def build_nodes(
 
     config = config or AgentConfig()
     policy = policy or RulePolicy()
-    answers = answers or AnswerModel(resources.embedder, config.temperature)
+    answers = answers or AnswerModel(resources.embedder, config.answer_temperature)
     refiner = refiner or (LLMRefiner(resources.llm) if resources.llm else TemplateRefiner())
     options = Options(
         can_generate=resources.generator_factory is not None and config.strategy != "text",

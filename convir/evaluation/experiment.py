@@ -27,11 +27,14 @@ def agent_knobs(pairs: list[str]) -> dict[str, Any]:
     """``KEY=VALUE`` strings -> validated AgentConfig fields (an InputError names a bad one)."""
     from pydantic import ValidationError
 
-    from convir.state import AgentConfig
+    from convir.state import RENAMED, AgentConfig
 
     knobs: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
+        if sep and key in RENAMED:  # an old name: the settings it now is
+            knobs.update(dict.fromkeys(RENAMED[key], value))
+            continue
         if not sep or key not in AgentConfig.model_fields or key in ("strategy", "questions"):
             raise InputError(
                 f"--agent-config {pair!r}: give KEY=VALUE with KEY an AgentConfig field "

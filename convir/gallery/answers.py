@@ -84,7 +84,7 @@ def facts_of(askable: Askable) -> tuple[str | None, ...]:
 class AnswerModel:
     """Zero-shot ``p(answer | image)`` from the embedder; fact embeddings are cached."""
 
-    def __init__(self, embedder: Embedder, temperature: float = 0.05) -> None:
+    def __init__(self, embedder: Embedder, temperature: float = 0.1) -> None:
         self.embedder = embedder
         self.temperature = temperature
         self._facts: dict[str, int] = {}  # fact -> its row of ``_matrix``

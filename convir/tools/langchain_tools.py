@@ -8,7 +8,7 @@ asks for ``k=1000000`` gets a validation error naming the bound instead of a hug
 Results are plain JSON-serialisable dicts (ids, scores, text), never images or arrays, so
 they can go straight back into a chat.
 
-Scores are in the agent's logit units (cosine / ``AgentConfig.temperature``), so the output
+Scores are in the agent's logit units (cosine / ``AgentConfig.score_temperature``), so the output
 of ``retrieve`` can be passed to ``ask_clarification`` and ``ot_rerank`` as it is. A
 :class:`~convir.errors.ConvirError` (unknown id, no generator) propagates; LangGraph's
 ``ToolNode`` shows its message to the model, which says what to do instead.
@@ -41,7 +41,9 @@ def make_tools(resources: Resources, config: AgentConfig | None = None) -> list[
 
     config = config or AgentConfig()
     refiner = LLMRefiner(resources.llm) if resources.llm else TemplateRefiner()
-    deps = ToolDeps(resources, config, AnswerModel(resources.embedder, config.temperature), refiner)
+    deps = ToolDeps(
+        resources, config, AnswerModel(resources.embedder, config.answer_temperature), refiner
+    )
     return [
         StructuredTool.from_function(
             func=_validated(spec, deps),

@@ -145,7 +145,7 @@ def rank_pool(
 ) -> tuple[list[str], list[float]]:
     """(ids, scores) of a first-stage pool rescored with the answers, cut to ``top_k``."""
     loglik = answers_loglik(resources, positions, turns, answers, config, asked)
-    scores = rescore(cos, loglik, config.temperature, config.answer_weight)
+    scores = rescore(cos, loglik, config.score_temperature, config.answer_weight)
     order = np.argsort(-scores, kind="stable")[: config.top_k]
     return resources.index.ids_of(positions[order]), scores[order].tolist()
 

@@ -122,7 +122,7 @@ def set_rerank_update(
     loglik = answers_loglik(
         resources, positions, turns, answers, config, state.get("asked_options")
     )
-    new = rescore(s.numpy(), loglik, config.temperature, config.answer_weight)
+    new = rescore(s.numpy(), loglik, config.score_temperature, config.answer_weight)
     order = np.argsort(-new, kind="stable")
     head = [ids[i] for i in order]
     moved = sum(a != b for a, b in zip(head, ids[:n], strict=True))

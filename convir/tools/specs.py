@@ -223,7 +223,7 @@ def _ot_prepare(deps: ToolDeps, args: OTRerankToolArgs) -> tuple[dict, ConvState
     scores = args.candidate_scores
     if scores is None:
         text = deps.resources.text(args.query).pooled[0].numpy()
-        scores = (deps.resources.vectors[positions] @ text / deps.config.temperature).tolist()
+        scores = (deps.resources.vectors[positions] @ text / deps.config.score_temperature).tolist()
     overrides = {
         "ot_top_n": args.top_n,
         "ot_weight": args.weight,
