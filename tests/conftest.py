@@ -2,6 +2,10 @@
 
 import pytest
 
+from convir.gallery.resources import Resources
+from convir.testbed.resources import testbed_resources
+from convir.testbed.world import World
+
 
 @pytest.fixture(scope="session")
 def ray_local():
@@ -15,3 +19,16 @@ def ray_local():
     ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def testbed() -> Resources:
+    """Testbed resources shared by the agent, gallery and tool tests: 300 scenes, the
+    shipped CLIP, no generator."""
+    return testbed_resources(300, seed=0, generator=False, progress=False)
+
+
+@pytest.fixture(scope="session")
+def world() -> World:
+    """The world behind ``testbed`` (what only the simulated user and the tests may read)."""
+    return World(seed=0, size=300)

@@ -3,11 +3,21 @@ import json
 import pytest
 from convir_cli import run_convir
 
-from convir.models.embedder import TESTBED_CHECKPOINT
+from convir.models.embedder import TESTBED_CHECKPOINT, TESTBED_MODEL
 
 
-def test_the_demo_runs_on_the_shipped_clip():
+def test_the_demo_runs_on_the_shipped_clip(testbed, world):
+    """The shipped CLIP is what the testbed gallery searches with, and it finds what a short
+    description names: most of the top 10 for "a red circle" hold one."""
     assert TESTBED_CHECKPOINT.exists(), f"shipped asset missing: {TESTBED_CHECKPOINT}"
+    assert testbed.embedder.name == TESTBED_MODEL
+    query = testbed.text("a red circle").pooled.numpy()
+    top = (testbed.vectors @ query[0]).argsort()[::-1][:10]
+    hits = [
+        any(o.colour == "red" and o.shape == "circle" for o in world.scene(int(i)).objects)
+        for i in top
+    ]
+    assert sum(hits) >= 5, hits
 
 
 def test_demo_json_reports_cumulative_hits_per_round():

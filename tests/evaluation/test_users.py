@@ -22,12 +22,18 @@ TARGETS = {f"d{i}": 3 * i for i in range(100)}
 
 
 def test_every_user_is_a_simulated_user():
-    users = [
-        TestbedUser(WORLD, TARGETS),
-        ReplayUser({"a": ["x"]}, {"a": "t"}),
-        LLMUser(ScriptedLLM([]), {"a": "x"}),
-    ]
-    assert all(isinstance(u, SimulatedUser) for u in users)
+    """Each user keeps the protocol's promises: an opening (no reference for a described
+    target), an answer as text, and the dialogue's target."""
+    testbed = TestbedUser(WORLD, {"d0": 3})
+    replay = ReplayUser({"a": ["x", "is it red? yes"]}, {"a": "t"})
+    llm = LLMUser(ScriptedLLM(["it is red"]), {"a": "a red circle on gray"}, {"a": "t"})
+    assert all(isinstance(u, SimulatedUser) for u in (testbed, replay, llm))
+    message, reference = testbed.opening("d0")
+    assert reference is None and message and testbed.target("d0") == "0000003"
+    assert replay.opening("a") == ("x", None) and replay.target("a") == "t"
+    assert replay.answer("a", "is it red?", []) == "yes"  # the recorded answer, replayed
+    assert llm.opening("a") == ("a red circle on gray", None) and llm.target("a") == "t"
+    assert llm.answer("a", "what colour is it?", ["red", "blue"]) == "it is red"
 
 
 def test_dialogue_seed_is_stable_and_separates_ids_seeds_and_streams():

@@ -44,7 +44,8 @@ def test_via_index_is_for_the_testbed_only(tmp_path):
     result = CliRunner().invoke(
         app, ["eval", "run", "--benchmark", "chatir", "--via-index", "--out", str(tmp_path)]
     )
-    assert result.exit_code != 0
+    assert result.exit_code == 1 and not (tmp_path / "galleries").exists()
+    assert "--via-index is for --benchmark testbed" in str(result.exception)
 
 
 def test_via_index_text_model_stores_caption_vectors_for_caption_weight(tmp_path):
