@@ -178,6 +178,8 @@ class PostgresLeases:
 def leases_for(saver: Any) -> Leases | None:
     """The leases of the store a checkpointer writes to; None for in-memory sessions (one
     process: the in-process check is the whole rule)."""
+    from convir.server.session_ids import is_psycopg
+
     conn = getattr(saver, "conn", None)  # LangGraph's SQLite and Postgres savers hold one
     if isinstance(conn, sqlite3.Connection):
         lock = getattr(saver, "lock", None)
@@ -185,7 +187,7 @@ def leases_for(saver: Any) -> Leases | None:
             rows = conn.execute("PRAGMA database_list").fetchall()
         path = next((str(r[2]) for r in rows if r[1] == "main"), "")
         return SqliteLeases(path) if path else None
-    if type(conn).__module__.startswith(("psycopg", "psycopg_pool")):
+    if is_psycopg(conn):
         conninfo = getattr(conn, "conninfo", None) or conn.info.dsn
         return PostgresLeases(conninfo)
     return None

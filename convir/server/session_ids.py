@@ -41,9 +41,16 @@ def session_secret(saver: Any) -> bytes:
     conn = getattr(saver, "conn", None)  # what LangGraph's SQLite and Postgres savers hold
     if isinstance(conn, sqlite3.Connection):
         return _sqlite_secret(saver, fresh).encode("ascii")
-    if type(conn).__module__.startswith(("psycopg", "psycopg_pool")):
+    if is_psycopg(conn):
         return _postgres_secret(conn, fresh).encode("ascii")
     return fresh.encode("ascii")
+
+
+def is_psycopg(conn: Any) -> bool:
+    """A psycopg connection or pool, subclasses included (convir's pool is a subclass that
+    lives in ``convir.wait_budget``: a check of the class's own module missed it, and every
+    worker over Postgres drew a secret of its own)."""
+    return any(c.__module__.startswith("psycopg") for c in type(conn).__mro__)
 
 
 def _sqlite_secret(saver: Any, fresh: str) -> str:
