@@ -13,7 +13,23 @@ if TYPE_CHECKING:
     from convir.agents.conversation import ConvirAgent
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "load_agent"]
+__all__ = ["AgentConfig", "ConvirAgent", "Resources", "TurnResult", "__version__", "load_agent"]
+
+# the few names a user needs, imported on first use so that ``import convir`` stays cheap
+_LAZY = {
+    "AgentConfig": "convir.state",
+    "ConvirAgent": "convir.agents.conversation",
+    "Resources": "convir.gallery.resources",
+    "TurnResult": "convir.turn",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'convir' has no attribute {name!r}")
 
 
 def load_agent(
