@@ -9,7 +9,8 @@ gallery, SQLite sessions in a temporary folder, or ``--checkpoint``), once per v
 ``--workers`` (``--workers 1,2`` compares one process with two in the same run), warms it up
 for ``--warmup`` seconds with the same load (a cold server's first turns embed the patch
 features of every new candidate; each worker warms its own cache), then runs each value of
-``--sessions``. Server CPU per turn is the user+system time of the server's processes (its
+``--sessions``; ``--rounds R`` keeps every server up and alternates them R times (pooled
+figures per setup), so a change in the machine's load falls on each. Server CPU per turn is the user+system time of the server's processes (its
 workers included, read from /proc) over the turns it answered.
 
 The peer (own server, unless ``--no-peer``): the same agent built in this process (same
@@ -18,7 +19,7 @@ alternating with single-session HTTP turns against the first server, block by bl
 both see the same machine load; the ratio of their p50s is what the server adds to a turn.
 
     python benchmarks/load_server.py                             # 50 sessions x 60 s, own server
-    python benchmarks/load_server.py --workers 1,2 --sessions 1,20 --duration 30
+    python benchmarks/load_server.py --workers 1,2 --sessions 1,20 --duration 20 --rounds 3
     python benchmarks/load_server.py --url http://127.0.0.1:8000 --sessions 10 --duration 20 --json
 """
 
@@ -38,7 +39,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -237,6 +238,45 @@ def run(
         "errors": sum(out["errors"].values()),
         "errors_by_kind": dict(out["errors"]),
         "cpus": os.cpu_count(),
+        "_latencies": lat,
+        "_server_cpu_s": server_cpu,
+        "_client_cpu_s": client_cpu,
+    }
+
+
+def pooled(runs: list[dict]) -> dict:
+    """Several runs of one setup as one: turns over total wall time, percentiles over every
+    turn, CPU over every turn."""
+    lat = [v for r in runs for v in r["_latencies"]]
+    wall = sum(r["wall_s"] for r in runs)
+    cpu = [r["_server_cpu_s"] for r in runs]
+    errors: Counter = Counter()
+    for r in runs:
+        errors.update(r["errors_by_kind"])
+    return {
+        "sessions": runs[0]["sessions"],
+        "duration_s": sum(r["duration_s"] for r in runs),
+        "runs": len(runs),
+        "wall_s": round(wall, 1),
+        "gallery_size": runs[0]["gallery_size"],
+        "strategy": runs[0]["strategy"],
+        "turns": len(lat),
+        "turns_per_s": round(len(lat) / wall, 2),
+        "turns_per_s_each": [r["turns_per_s"] for r in runs],
+        "p50_ms": round(1000 * percentile(lat, 50), 1),
+        "p90_ms": round(1000 * percentile(lat, 90), 1),
+        "p99_ms": round(1000 * percentile(lat, 99), 1),
+        "max_ms": round(1000 * max(lat), 1) if lat else float("nan"),
+        "mean_ms": round(1000 * statistics.fmean(lat), 1) if lat else float("nan"),
+        "server_cpu_ms_per_turn": (
+            round(1000 * sum(cpu) / len(lat), 1) if None not in cpu and lat else None
+        ),
+        "client_cpu_ms_per_turn": (
+            round(1000 * sum(r["_client_cpu_s"] for r in runs) / len(lat), 1) if lat else None
+        ),
+        "errors": sum(errors.values()),
+        "errors_by_kind": dict(errors),
+        "cpus": runs[0]["cpus"],
     }
 
 
@@ -329,6 +369,9 @@ def main() -> None:
         "--workers", type=int_list, default=[1], help="own server's worker processes, e.g. 1,2"
     )
     parser.add_argument("--warmup", type=float, default=10, help="own server's warm-up s [10]")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="own servers: runs of each, alternated [1]"
+    )
     parser.add_argument("--checkpoint", help="own server's store [SQLite in a temporary folder]")
     parser.add_argument(
         "--peer-blocks", type=int, default=40, help="paired sessions (HTTP and in process) [40]"
@@ -349,7 +392,7 @@ def main() -> None:
     if args.url:
         for sessions in args.sessions:
             figures = run(args.url.rstrip("/"), sessions, args.duration, args.turns, headers)
-            report["runs"].append({**figures, "server": args.url})
+            report["runs"].append({**pooled([figures]), "server": args.url})
     else:
         report["setup"] = (
             f"own server: testbed {args.gallery_size}, strategy {args.strategy}, generator "
@@ -367,20 +410,36 @@ def main() -> None:
                             agent.start(f"warm-{block}", message)
                         else:
                             agent.reply(f"warm-{block}", message)
-            for workers in args.workers:
-                with own_server(
-                    args.gallery_size, args.generate, args.strategy, workers, args.checkpoint
-                ) as (url, pid):
+            with ExitStack() as stack:
+                servers = {  # all up at once (an idle one costs memory only)
+                    workers: stack.enter_context(
+                        own_server(
+                            args.gallery_size,
+                            args.generate,
+                            args.strategy,
+                            workers,
+                            args.checkpoint,
+                        )
+                    )
+                    for workers in args.workers
+                }
+                for url, _ in servers.values():  # each warms its own caches
                     run(url, max(args.sessions), args.warmup, args.turns, headers)
-                    if agent is not None:
-                        report["peer"] = {
-                            "workers": workers,
-                            **paired(url, agent, headers, args.peer_blocks, args.turns, pid),
-                        }
-                        agent = None  # once, against the first server
-                    for sessions in args.sessions:
-                        figures = run(url, sessions, args.duration, args.turns, headers, pid)
-                        report["runs"].append({**figures, "workers": workers})
+                if agent is not None:
+                    url, pid = servers[args.workers[0]]
+                    report["peer"] = {
+                        "workers": args.workers[0],
+                        **paired(url, agent, headers, args.peer_blocks, args.turns, pid),
+                    }
+                # rounds alternate the servers, so a change in the machine's load falls on all
+                parts: dict[tuple[int, int], list[dict]] = {}
+                for _ in range(args.rounds):
+                    for workers, (url, pid) in servers.items():
+                        for sessions in args.sessions:
+                            figures = run(url, sessions, args.duration, args.turns, headers, pid)
+                            parts.setdefault((workers, sessions), []).append(figures)
+                for (workers, _), runs in parts.items():
+                    report["runs"].append({**pooled(runs), "workers": workers})
         base = {r["sessions"]: r for r in report["runs"] if r["workers"] == args.workers[0]}
         for r in report["runs"]:
             first = base.get(r["sessions"])
@@ -401,7 +460,8 @@ def main() -> None:
         )
     for r in report["runs"]:
         print(
-            f"workers {r.get('workers', '?')}, {r['sessions']} sessions x {r['duration_s']:g} s: "
+            f"workers {r.get('workers', '?')}, {r['sessions']} sessions x {r['duration_s']:g} s "
+            f"({r['runs']} run(s), turns/s each {r['turns_per_s_each']}): "
             f"{r['turns']} turns ({r['turns_per_s']}/s"
             + (f", {r['throughput_vs_first']}x" if "throughput_vs_first" in r else "")
             + f"), p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms, "

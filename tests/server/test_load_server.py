@@ -30,3 +30,15 @@ def test_a_short_load_run_counts_turns_and_no_errors(load_server, serve_cli):
     assert figures["errors"] == 0 and figures["turns"] >= 3
     assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
     assert figures["gallery_size"] == 60 and figures["strategy"] == "text"
+    assert figures["server_cpu_ms_per_turn"] is None  # no pid given: not measured
+    both = load_server.pooled([figures, figures])  # --rounds: runs of one setup as one
+    assert both["turns"] == 2 * figures["turns"] and both["runs"] == 2
+    assert both["turns_per_s"] == round(2 * figures["turns"] / (2 * figures["wall_s"]), 2)
+    assert both["p50_ms"] == figures["p50_ms"] and both["p99_ms"] == figures["p99_ms"]
+
+
+def test_server_cpu_is_counted_over_the_process_tree(load_server):
+    import os
+
+    assert load_server.tree_cpu_s(os.getpid()) > 0
+    assert load_server.tree_cpu_s(None) is None
