@@ -45,7 +45,7 @@ def demo_command(
 
     from convir.agents.build import build_agent
     from convir.evaluation.loop import run_dialogues, summarize
-    from convir.evaluation.users import ComposedUser, TestbedUser
+    from convir.evaluation.testbed_users import ComposedUser, TestbedUser
     from convir.testbed.resources import testbed_resources
     from convir.testbed.world import World
 

@@ -129,8 +129,8 @@ def captions_setup(
 ) -> Setup:
     """The gallery, dialogue ids and users of a captions run (module docstring); ``user``: a
     plug-in class path built with CaptionUser's arguments."""
+    from convir.evaluation.caption_user import CaptionUser
     from convir.evaluation.setup import Setup
-    from convir.evaluation.users import CaptionUser
 
     captions = read_annotations(annotations)
     ids = sample_items(list(captions), gallery_size, seed)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from convir.errors import InputError
 
 if TYPE_CHECKING:
-    from convir.evaluation.users import ReplayUser
+    from convir.evaluation.replay_user import ReplayUser
     from convir.gallery.resources import Resources
     from convir.index.faiss_index import GalleryIndex
 
@@ -42,7 +42,7 @@ class ChatIRTask:
 
     def user(self) -> ReplayUser:
         """A fresh replaying user (one per system, so no replay state is shared)."""
-        from convir.evaluation.users import ReplayUser
+        from convir.evaluation.replay_user import ReplayUser
 
         return ReplayUser(self.dialogues, self.targets)
 

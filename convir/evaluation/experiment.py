@@ -116,7 +116,7 @@ def testbed_setup(
     TestbedUser's arguments)."""
     import numpy as np
 
-    from convir.evaluation.users import TestbedUser
+    from convir.evaluation.testbed_users import TestbedUser
     from convir.testbed.resources import testbed_resources
     from convir.testbed.world import World
 

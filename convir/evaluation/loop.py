@@ -32,7 +32,7 @@ from convir.errors import InputError
 if TYPE_CHECKING:
     from convir.evaluation.runfile import ChatIRRun
     from convir.evaluation.scoring import ChatIRScores
-    from convir.evaluation.users import SimulatedUser
+    from convir.evaluation.user_protocol import SimulatedUser
     from convir.turn import BatchedSystem, ConversationalSystem, TurnResult
 
 
@@ -77,7 +77,7 @@ def _check(dialogue_ids: Sequence[str], rounds: int, workers: int) -> None:
 def _next_message(user: SimulatedUser, dialogue_id: str, turn: TurnResult) -> str | None:
     """The user's answer to the turn's question (its options shown); with no question, what
     the user says unasked (only a volunteering user says anything), None when it is over."""
-    from convir.evaluation.users import VolunteeringUser
+    from convir.evaluation.user_protocol import VolunteeringUser
 
     if turn.question is not None:
         return user.answer(dialogue_id, turn.question, tuple(turn.options))

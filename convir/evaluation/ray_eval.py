@@ -18,7 +18,7 @@ from convir.errors import InputError
 
 if TYPE_CHECKING:
     from convir.evaluation.loop import RunRecord
-    from convir.evaluation.users import SimulatedUser
+    from convir.evaluation.user_protocol import SimulatedUser
 
 # What ``build()`` returns: the systems by label, and a factory of fresh users.
 WorkerSetup = tuple[Mapping[str, Any], Callable[[], "SimulatedUser"]]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from convir.evaluation.users import SimulatedUser
+    from convir.evaluation.user_protocol import SimulatedUser
     from convir.gallery.resources import Resources
 
 

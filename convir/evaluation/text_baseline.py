@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from convir.errors import InputError
-from convir.evaluation.users import dialogue_seed
+from convir.evaluation.user_protocol import dialogue_seed
 from convir.turn import TurnResult
 
 if TYPE_CHECKING:
