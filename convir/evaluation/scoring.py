@@ -12,7 +12,9 @@ import numpy as np
 
 from convir.errors import InputError
 from convir.evaluation import metrics
-from convir.evaluation.loaders import CIRCOQuery, CIRRTriplet, FashionIQTriplet
+from convir.evaluation.circo_format import CIRCOQuery
+from convir.evaluation.cirr_format import CIRRTriplet
+from convir.evaluation.fashioniq_format import FashionIQTriplet
 from convir.evaluation.runfile import ChatIRRun, QueryRun, circo_ids, match_queries
 
 

@@ -11,7 +11,8 @@ from typing import Any
 from convir.atomic_file import write_text
 from convir.errors import InputError
 from convir.evaluation import metrics
-from convir.evaluation.loaders import CIRCOQuery, CIRRTriplet
+from convir.evaluation.circo_format import CIRCOQuery
+from convir.evaluation.cirr_format import CIRRTriplet
 from convir.evaluation.runfile import QueryRun, circo_ids, match_queries
 
 
