@@ -30,9 +30,10 @@ File format: one zip archive (``gallery.index``) holding
 Zip gives per-member CRC-32 checks (a damaged file fails to load instead of returning
 garbage) and can be inspected with standard tools. :meth:`GalleryIndex.save` writes a temp
 file next to the target and ``os.replace``-s it, so a crash mid-save leaves the previous
-index intact and loadable. The file format itself is in ``archive``, the default-factory
-rules in ``factory``; this module is the index class, whose one job (build, train, add,
-search, tune, captions, views, save, load) keeps it over 400 lines.
+index intact and loadable. The file format itself is in ``archive``, the write and the
+checks of a read file in ``index_file``, the default-factory rules in ``factory``, the
+per-item captions, caption vectors and views in ``item_extras``, the vector checks in
+``vector_checks``; this module is the index class: build, train, add, search, tune.
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from convir.atomic_file import atomic_write
 from convir.errors import IndexFileError, InputError
 from convir.index.archive import (  # noqa: F401  (the file format's names, public here too)
     CAPTION_VECTORS_MEMBER,
@@ -72,6 +72,9 @@ from convir.index.factory import (  # noqa: F401  (public here too)
     default_nprobe,
     ivf_nlist,
 )
+from convir.index.index_file import read_index_file, write_index_file
+from convir.index.item_extras import ItemExtras
+from convir.index.vector_checks import as_matrix, unit_rows
 
 if TYPE_CHECKING:
     import faiss
@@ -87,26 +90,7 @@ class Hit(NamedTuple):
     path: str
 
 
-def _matrix(values: Any, dim: int, what: str) -> np.ndarray:
-    """``values`` as a C-contiguous float32 [N, dim] array (a single vector becomes [1, dim])."""
-    arr = np.asarray(values, dtype=np.float32)
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[1] != dim:
-        raise InputError(f"{what} must have shape [N, {dim}], got {list(np.shape(values))}")
-    if not np.isfinite(arr).all():
-        raise InputError(f"{what} contain NaN or infinite values")
-    return np.ascontiguousarray(arr)
-
-
-def _unit_rows(arr: np.ndarray, what: str) -> np.ndarray:
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
-    if (norms == 0).any():
-        raise InputError(f"{what} contain all-zero rows, which have no direction to compare")
-    return np.ascontiguousarray(arr / norms, dtype=np.float32)
-
-
-class GalleryIndex:
+class GalleryIndex(ItemExtras):
     """A FAISS index plus the ids and paths of what it holds, and the model that embedded it.
 
     Build one with :meth:`build` (train + add in one go) or step by step: construct it empty,
@@ -137,11 +121,7 @@ class GalleryIndex:
         self._setup(index, factory, [], [])
         self.model, self.pretrained, self.image_root = model, pretrained, image_root
         self.text_model = text_model
-        self._caption_vectors: np.ndarray | None = None
-        self._captions: list[str | None] | None = None
-        self.captions_source: str | None = None
-        self._views: np.ndarray | None = None
-        self.views_augment: str | None = None
+        self._no_extras()
         self.created = datetime.now(UTC).isoformat(timespec="seconds")
         if self._ivf() is not None:
             self.nprobe = default_nprobe(self._ivf().nlist)
@@ -297,74 +277,6 @@ class GalleryIndex:
             caption_vectors_dim=self.caption_vectors_dim,
         )
 
-    # -- captions -----------------------------------------------------------------------
-    @property
-    def captions(self) -> list[str | None] | None:
-        """One text per item in position order (None where an item has none), or None."""
-        return None if self._captions is None else list(self._captions)
-
-    def caption_of(self, position: int) -> str | None:
-        return None if self._captions is None else self._captions[self._check_position(position)]
-
-    def set_captions(self, captions: Sequence[str | None], source: str) -> None:
-        """Attach one text (or None) per item; ``source`` says where they came from."""
-        if len(captions) != self.count:
-            raise InputError(f"{len(captions)} captions for an index of {self.count} items")
-        self._captions = [c if c is None else str(c) for c in captions]
-        self.captions_source = source
-
-    # -- caption vectors ----------------------------------------------------------------
-    @property
-    def caption_vectors_dim(self) -> int:
-        """Width of the stored caption vectors (0 when the index holds none)."""
-        return 0 if self._caption_vectors is None else int(self._caption_vectors.shape[1])
-
-    def caption_vectors(self) -> np.ndarray | None:
-        """The caption vectors [count, text dim] (float16, a zero row where no caption), or
-        None; compare them with :attr:`text_model`'s query vectors, not the image model's."""
-        return self._caption_vectors
-
-    def set_caption_vectors(self, vectors: Any, text_model: str) -> None:
-        """Attach one caption vector per item (zero rows for items without a caption),
-        embedded by ``text_model``; kept as float16 (cosines lose < 1e-3)."""
-        arr = np.asarray(vectors)
-        if arr.ndim != 2 or arr.shape[0] != self.count or not arr.shape[1]:
-            raise InputError(
-                f"caption vectors must be [{self.count}, d >= 1]; got {list(arr.shape)}"
-            )
-        if not np.isfinite(arr).all():
-            raise InputError("caption vectors contain NaN or infinite values")
-        self._caption_vectors = arr.astype(np.float16, copy=False)
-        self.text_model = text_model
-
-    # -- views --------------------------------------------------------------------------
-    @property
-    def view_count(self) -> int:
-        """Augmented views stored per image (0 when the index holds none)."""
-        return 0 if self._views is None else int(self._views.shape[1])
-
-    def views_of(self, positions: Sequence[int]) -> np.ndarray:
-        """Stored view embeddings [len(positions), views, dim] (float32)."""
-        if self._views is None:
-            raise InputError("this index holds no views; rebuild it with `convir index --views N`")
-        return self._views[[self._check_position(p) for p in positions]].astype(np.float32)
-
-    def set_views(self, views: Any, augment: str) -> None:
-        """Attach [count, n, dim] view embeddings, kept as float16 (half the memory; cosines
-        of unit vectors lose < 1e-3) and not copied when they already are."""
-        arr = np.asarray(views)
-        if (
-            arr.ndim != 3
-            or arr.shape[0] != self.count
-            or arr.shape[2] != self.dim
-            or not arr.shape[1]
-        ):
-            raise InputError(
-                f"views must be [{self.count}, n >= 1, {self.dim}]; got {list(arr.shape)}"
-            )
-        self._views = arr.astype(np.float16, copy=False)
-        self.views_augment = augment
-
     # -- id <-> path ----------------------------------------------------------------------
     @property
     def ids(self) -> list[str]:
@@ -406,7 +318,7 @@ class GalleryIndex:
         ``max_vectors`` of) ``vectors``; a no-op for indexes that need no training."""
         if self.is_trained:
             return
-        arr = _unit_rows(_matrix(vectors, self.dim, "training vectors"), "training vectors")
+        arr = unit_rows(as_matrix(vectors, self.dim, "training vectors"), "training vectors")
         if len(arr) < self.min_train_vectors:
             raise InputError(
                 f"--factory {self.factory!r} needs at least {self.min_train_vectors} vectors "
@@ -425,7 +337,7 @@ class GalleryIndex:
 
     def add(self, vectors: Any, ids: Sequence[str], paths: Sequence[str]) -> None:
         """Append gallery items; their positions continue after the current count."""
-        arr = _unit_rows(_matrix(vectors, self.dim, "gallery vectors"), "gallery vectors")
+        arr = unit_rows(as_matrix(vectors, self.dim, "gallery vectors"), "gallery vectors")
         ids, paths = [str(i) for i in ids], [str(p) for p in paths]
         if not len(arr) == len(ids) == len(paths):
             raise InputError(
@@ -464,7 +376,7 @@ class GalleryIndex:
         """
         if k < 1:
             raise InputError(f"-k must be at least 1, got {k}")
-        q = _matrix(queries, self.dim, "queries")
+        q = as_matrix(queries, self.dim, "queries")
         k_eff = min(int(k), self.count)
         if k_eff == 0:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
@@ -507,80 +419,43 @@ class GalleryIndex:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the index as one file, atomically: a temp file in the same folder is
         fsync-ed, then renamed over ``path``. A crash before the rename leaves the old file."""
-        path = Path(path)
-        if path.is_dir():
-            raise InputError(f"{path} is a folder; give a file path such as {path}/gallery.index")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise IndexFileError(f"cannot create the folder for {path}: {exc}") from exc
-        try:
-            with atomic_write(path, "wb", durable=True) as raw:
-                write_archive(
-                    raw,
-                    self.meta,
-                    self._ids,
-                    self._paths,
-                    self._captions,
-                    self._views,
-                    self._index,
-                    self._caption_vectors,
-                )
-        except OSError as exc:
-            raise IndexFileError(f"could not write the index to {path}: {exc}") from exc
-        return path
+        return write_index_file(
+            path,
+            lambda raw: write_archive(
+                raw,
+                self.meta,
+                self._ids,
+                self._paths,
+                self._captions,
+                self._views,
+                self._index,
+                self._caption_vectors,
+            ),
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> GalleryIndex:
         """Read an index written by :meth:`save`; :class:`IndexFileError` if it is missing,
         not an index, damaged, or from a newer format."""
-        path = Path(path)
-        if not path.exists():
-            raise IndexFileError(
-                f"no index file at {path}; build one with `convir index FOLDER --out {path}`"
-            )
-        if path.is_dir():
-            raise IndexFileError(f"{path} is a folder, not an index file")
-        archive = read_archive(path)
-        meta, index, ids, paths = archive.meta, archive.index, archive.ids, archive.paths
-        captions, views = archive.captions, archive.views
-        if not (index.ntotal == len(ids) == len(paths) == meta.count and index.d == meta.dim):
-            raise IndexFileError(
-                f"{path} is inconsistent (index holds {index.ntotal} vectors of dim {index.d}, "
-                f"metadata says {meta.count} of dim {meta.dim}, {len(ids)} ids, "
-                f"{len(paths)} paths); rebuild it with `convir index`"
-            )
+        archive = read_index_file(path)
+        meta = archive.meta
         loaded = cls.__new__(cls)
-        loaded._setup(index, meta.factory, [str(i) for i in ids], [str(p) for p in paths])
+        loaded._setup(
+            archive.index,
+            meta.factory,
+            [str(i) for i in archive.ids],
+            [str(p) for p in archive.paths],
+        )
         loaded.model, loaded.pretrained = meta.model, meta.pretrained
         loaded.image_root, loaded.created = meta.image_root, meta.created
         loaded.text_model = meta.text_model
-        loaded._caption_vectors = None
-        caption_vectors = archive.caption_vectors
-        if caption_vectors is not None:
-            if caption_vectors.ndim != 2 or caption_vectors.shape[0] != len(ids):
-                raise IndexFileError(
-                    f"{path} is inconsistent ({CAPTION_VECTORS_MEMBER} is "
-                    f"{list(caption_vectors.shape)}, not [{len(ids)}, d]); rebuild it with "
-                    "`convir index`"
-                )
-            loaded._caption_vectors = caption_vectors.astype(np.float16, copy=False)
-        loaded._captions, loaded.captions_source = None, None
-        if captions is not None:
-            if not isinstance(captions, list) or len(captions) != len(ids):
-                raise IndexFileError(
-                    f"{path} is inconsistent ({CAPTIONS_MEMBER} does not hold one caption per "
-                    "item); rebuild it with `convir index`"
-                )
-            loaded.set_captions(captions, meta.captions_source or "unknown")
-        loaded._views, loaded.views_augment = None, None
-        if views is not None:
-            if views.ndim != 3 or views.shape[0] != len(ids) or views.shape[2] != index.d:
-                raise IndexFileError(
-                    f"{path} is inconsistent ({VIEWS_MEMBER} is {list(views.shape)}, not "
-                    f"[{len(ids)}, n, {index.d}]); rebuild it with `convir index`"
-                )
-            loaded.set_views(views, meta.views_augment or "unknown")
+        loaded._no_extras()
+        if archive.caption_vectors is not None:
+            loaded._caption_vectors = archive.caption_vectors.astype(np.float16, copy=False)
+        if archive.captions is not None:
+            loaded.set_captions(archive.captions, meta.captions_source or "unknown")
+        if archive.views is not None:
+            loaded.set_views(archive.views, meta.views_augment or "unknown")
         return loaded
 
     def __repr__(self) -> str:
