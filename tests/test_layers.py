@@ -237,6 +237,31 @@ def test_the_checks_see_a_circle_and_an_upward_import(tmp_path):
     ]
 
 
+MAX_LINES = 500  # a module read in one sitting (docs/architecture.md)
+
+
+def oversized(root: Path, limit: int = MAX_LINES) -> list[str]:
+    """Every module under ``root`` longer than ``limit`` lines, as ``path: lines``."""
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        lines = len(path.read_text().splitlines())
+        if lines > limit:
+            out.append(f"{path.relative_to(root)}: {lines}")
+    return out
+
+
+def test_no_module_over_the_line_limit():
+    assert len(list(ROOT.rglob("*.py"))) > 100  # the package is where the test looks
+    assert oversized(ROOT) == [], f"split these by job (at most {MAX_LINES} lines each)"
+
+
+def test_the_size_check_sees_a_long_module(tmp_path):
+    (tmp_path / "short.py").write_text("x = 1\n" * 3)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "long.py").write_text("x = 1\n" * 4)
+    assert oversized(tmp_path, limit=3) == ["sub/long.py: 4"]
+
+
 def testbed_imports(path: Path) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
