@@ -107,7 +107,7 @@ class AgentConfig(BaseModel):
     stitch_edit_weight: float = Field(
         0.5, ge=0.0, le=1.0, description="STiTch: weight of the edit text in each description"
     )
-    transition_scale: float = Field(
+    stitch_transition_scale: float = Field(
         1.0, ge=0.0, le=5.0, description="STiTch: lambda of the image transition vector"
     )
     stitch_set_score: Literal["ct", "sinkhorn", "token-ot", "none"] = Field(
@@ -116,16 +116,19 @@ class AgentConfig(BaseModel):
         "transport, published), sinkhorn (descriptions x views), token-ot (caption tokens x "
         "patches, ours), none",
     )
-    ct_temperature: float = Field(
-        0.001, gt=0.0, le=1.0, description="softmax temperature of ct on cosines (published)"
+    stitch_ct_temperature: float = Field(
+        0.001,
+        gt=0.0,
+        le=1.0,
+        description="STiTch: softmax temperature of ct on cosines (published)",
     )
-    views: int = Field(
-        10, ge=1, le=32, description="augmented views per image when the index stores none"
+    stitch_views: int = Field(
+        10, ge=1, le=32, description="STiTch: augmented views per image when the index stores none"
     )
-    view_augment: Literal["published", "gentle"] = Field(
-        "published", description="augmentation of views computed at query time"
+    stitch_view_augment: Literal["published", "gentle"] = Field(
+        "published", description="STiTch: augmentation of views computed at query time"
     )
-    llm_sees_reference: bool = Field(
+    stitch_llm_sees_reference: bool = Field(
         False,
         description="STiTch: send the reference image to the LLM (a vision-language model)",
     )
@@ -210,7 +213,15 @@ class AgentConfig(BaseModel):
 
 
 # old name -> the settings it now is (one meaning per knob)
-RENAMED: dict[str, tuple[str, ...]] = {"temperature": ("score_temperature", "answer_temperature")}
+RENAMED: dict[str, tuple[str, ...]] = {
+    "temperature": ("score_temperature", "answer_temperature"),
+    # STiTch's knobs share its prefix
+    "transition_scale": ("stitch_transition_scale",),
+    "ct_temperature": ("stitch_ct_temperature",),
+    "views": ("stitch_views",),
+    "view_augment": ("stitch_view_augment",),
+    "llm_sees_reference": ("stitch_llm_sees_reference",),
+}
 # every setting by concern (docs/agent.md's table; a test keeps it complete)
 GROUPS: dict[str, tuple[str, ...]] = {
     "retrieval": (
@@ -227,12 +238,12 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "stitch_descriptions",
         "stitch_transition",
         "stitch_edit_weight",
-        "transition_scale",
+        "stitch_transition_scale",
         "stitch_set_score",
-        "ct_temperature",
-        "views",
-        "view_augment",
-        "llm_sees_reference",
+        "stitch_ct_temperature",
+        "stitch_views",
+        "stitch_view_augment",
+        "stitch_llm_sees_reference",
     ),
     "OT": ("ot_weight", "ot_top_n", "ot_reg", "ot_reg_m", "ot_iterations"),
     "questions and answers": (

@@ -47,3 +47,21 @@ def test_a_config_round_trips_and_old_names_still_load():
     with pytest.warns(DeprecationWarning, match="'temperature' is now 'score_temperature'"):
         old = AgentConfig(temperature=0.05)
     assert (old.score_temperature, old.answer_temperature) == (0.05, 0.05)
+
+
+STITCH_OLD_NAMES = {
+    "transition_scale": 2.0,
+    "ct_temperature": 0.01,
+    "views": 4,
+    "view_augment": "gentle",
+    "llm_sees_reference": True,
+}
+
+
+def test_stitch_settings_share_a_prefix_and_old_names_still_load():
+    assert all(name.startswith("stitch_") for name in GROUPS["STiTch"])
+    for old, value in STITCH_OLD_NAMES.items():
+        with pytest.warns(DeprecationWarning, match=f"'{old}' is now 'stitch_{old}'"):
+            config = AgentConfig(**{old: value})
+        assert getattr(config, f"stitch_{old}") == value
+        assert old not in config.model_dump()

@@ -41,7 +41,7 @@ STAGES: dict[str, dict[str, Any]] = {
     "descriptions+edit": {"stitch_descriptions": 5, "stitch_transition": "edit", **_NO_RERANK},
     "stitch": dict(STITCH_VARIANTS["published"]),
     "stitch-sinkhorn": {**STITCH_VARIANTS["published"], "stitch_set_score": "sinkhorn"},
-    "stitch-gentle-views": {**STITCH_VARIANTS["published"], "view_augment": "gentle"},
+    "stitch-gentle-views": {**STITCH_VARIANTS["published"], "stitch_view_augment": "gentle"},
     "stitch-token-ot": dict(STITCH_VARIANTS["token-ot"]),
 }
 

@@ -90,12 +90,12 @@ def composed_command(
         raise InputError(f"--gallery-size must be between 100 and 100,000, got {gallery_size}")
     names = _stage_names(stages)
     knobs = {
-        "ct_temperature": ct_temperature,
+        "stitch_ct_temperature": ct_temperature,
         "stitch_edit_weight": edit_weight,
-        "transition_scale": transition_scale,
+        "stitch_transition_scale": transition_scale,
         "ot_weight": ot_weight,
-        "views": views,
-        "view_augment": view_augment,
+        "stitch_views": views,
+        "stitch_view_augment": view_augment,
     }
     try:
         AgentConfig(**knobs)
@@ -165,7 +165,7 @@ def _benchmark(
 
         llm = OpenAICompatibleLLM()
     resources = Resources.open(index, llm=llm)
-    config = AgentConfig(strategy="stitch", top_k=100, llm_sees_reference=vlm, **form)
+    config = AgentConfig(strategy="stitch", top_k=100, stitch_llm_sees_reference=vlm, **form)
     gallery_ids(resources, benchmark, queries)  # a wrong folder fails before any work
     agent = ConvirAgent(resources, RulePolicy(ask=False), config)
     from tqdm import tqdm

@@ -84,7 +84,7 @@ def _stitch_update(resources: Resources, config: AgentConfig, state: ConvState) 
     if not base:
         ref = state.get("reference_id")
         image = None
-        if ref and resources.llm is not None and config.llm_sees_reference:
+        if ref and resources.llm is not None and config.stitch_llm_sees_reference:
             image = resources.load_image(resources.index.position_of(ref))
         base, how = target_descriptions(
             resources.caption_for(ref) if ref else None,

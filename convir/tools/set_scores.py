@@ -113,9 +113,11 @@ def set_rerank_update(
         return {"transcript": ["ot_rerank: set score 'none', first-stage order kept"]}
     positions = resources.positions(ids[:n])
     desc = torch.from_numpy(description_vectors(resources, state, config))
-    views = torch.from_numpy(resources.views(positions, config.views, config.view_augment))
+    views = torch.from_numpy(
+        resources.views(positions, config.stitch_views, config.stitch_view_augment)
+    )
     if config.stitch_set_score == "ct":
-        s = conditional_transport(desc, views, config.ct_temperature)
+        s = conditional_transport(desc, views, config.stitch_ct_temperature)
     else:
         s = sinkhorn_set_score(desc, views)
     turns = state.get("dialogue", [])[1:]

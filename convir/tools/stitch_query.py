@@ -69,7 +69,7 @@ def reference_unseen(resources: Resources, state: ConvState, config: AgentConfig
     it (an upload, or a gallery without texts) and no VLM shown the image."""
     ref = state.get("reference_id")
     caption = resources.caption_for(ref) if ref else None
-    return not caption and not (resources.llm is not None and config.llm_sees_reference)
+    return not caption and not (resources.llm is not None and config.stitch_llm_sees_reference)
 
 
 def uses_image_transition(resources: Resources, state: ConvState, config: AgentConfig) -> bool:
@@ -100,4 +100,4 @@ def description_vectors(resources: Resources, state: ConvState, config: AgentCon
         ref_image, ref_text = np.asarray(state["reference_vector"], dtype=np.float32), None
     else:
         return vectors
-    return image_transition(vectors, ref_image, ref_text, config.transition_scale)
+    return image_transition(vectors, ref_image, ref_text, config.stitch_transition_scale)

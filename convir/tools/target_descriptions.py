@@ -6,7 +6,7 @@ sample five descriptions of the edited image (temperature 0.8). Here:
 - with an LLM: one structured call asks for ``k`` varied descriptions (prompt
   ``stitch_target_descriptions``, schema :class:`TargetDescriptions`) instead of k sampled
   calls: one round trip, and the variety is asked for rather than left to sampling. When
-  the model is a vision-language model (``AgentConfig.llm_sees_reference``), the reference
+  the model is a vision-language model (``AgentConfig.stitch_llm_sees_reference``), the reference
   image is sent as an image part, as STiTch does; otherwise the model reads the reference
   image's caption (gallery text or captioner).
 - without one (or when the call fails): rules. The first description is the edit followed
