@@ -7,7 +7,8 @@ in the agent's checkpointer, made the same way (``uuid4().hex``, which the serve
 pattern accepts), so a conversation opened here is read over HTTP with
 ``GET /sessions/{id}`` when both point at the same checkpoint. Messages are checked by the
 server's own request model, so both faces refuse the same text; one turn per session runs
-at a time (the server's :class:`~convir.server.busy.BusySessions`).
+at a time (the server's :class:`~convir.server.busy.BusySessions`, with the store's leases:
+across processes too).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from convir.errors import InputError
 from convir.server.busy import BusySessions
+from convir.server.leases import leases_for
 from convir.server.models import ID_PATTERN, shown
 
 if TYPE_CHECKING:
@@ -44,7 +46,9 @@ class Conversations:
     def __init__(self, agent: ConvirAgent) -> None:
         self.agent = agent
         self.resources = agent.resources
-        self.busy = BusySessions()
+        # the server's lease in the store too: a turn running in `convir serve` (or another
+        # MCP process) over the same SQLite file or Postgres database is seen here
+        self.busy = BusySessions(leases_for(agent.checkpointer))
 
     # -- turns ---------------------------------------------------------------------------
     def search(self, description: str, k: int = 8) -> dict[str, Any]:
