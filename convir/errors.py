@@ -4,6 +4,16 @@ Every message says what went wrong *and* what to do next, so the CLI can print
 it as a single line instead of a traceback.
 """
 
+SHOWN_CHARS = 80  # how much of a caller's id an error message echoes
+
+
+def shown(text: str) -> str:
+    """A caller's id as an error message repeats it: quoted, and cut to a short prefix (a
+    60 kB id must not come back as a 60 kB reply)."""
+    if len(text) <= SHOWN_CHARS:
+        return repr(text)
+    return f"{text[:SHOWN_CHARS]!r}... ({len(text):,} characters)"
+
 
 class ConvirError(Exception):
     """Base class of every error convir raises on purpose."""

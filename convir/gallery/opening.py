@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from convir.errors import InputError
+from convir.errors import InputError, shown
 
 if TYPE_CHECKING:
     from convir.gallery.resources import Resources
@@ -19,9 +19,8 @@ def check_reference(resources: Resources, reference_id: str | None) -> None:
     try:
         resources.index.position_of(reference_id)
     except KeyError:
-        shown = repr(reference_id) if len(reference_id) <= 80 else repr(reference_id[:80]) + "..."
         raise InputError(
-            f"reference image {shown} is not in the gallery; pass the id of an image "
+            f"reference image {shown(reference_id)} is not in the gallery; pass the id of an image "
             f"a search returned (e.g. {resources.index.id_of(0)!r})"
         ) from None
 

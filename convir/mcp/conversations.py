@@ -18,10 +18,10 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from convir.errors import InputError
+from convir.errors import InputError, shown
 from convir.server.busy import BusySessions
 from convir.server.leases import leases_for
-from convir.server.models import ID_PATTERN, shown
+from convir.server.models import ID_PATTERN
 
 if TYPE_CHECKING:
     from convir.agents.conversation import ConvirAgent

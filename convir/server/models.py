@@ -17,15 +17,6 @@ from convir.state import MAX_MESSAGE_CHARS
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # session and upload ids (server-made)
 _TEXT = r"[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]"  # Unicode's Cc category, minus \t \n \r
 MESSAGE_PATTERN = rf"^{_TEXT}*[^\s\x00-\x1F\x7F-\x9F]{_TEXT}*$"  # not blank, no control chars
-SHOWN_CHARS = 80  # how much of a client's id an error message echoes
-
-
-def shown(text: str) -> str:
-    """A client's id as an error message repeats it: quoted, and cut to a short prefix (a
-    60 kB id must not come back as a 60 kB reply)."""
-    if len(text) <= SHOWN_CHARS:
-        return repr(text)
-    return f"{text[:SHOWN_CHARS]!r}... ({len(text):,} characters)"
 
 
 def _clean_text(text: str) -> str:

@@ -42,8 +42,9 @@ MEDIA_TYPES = {
     # kept as received and read as its first frame, like any JPEG
     "MPO": "image/jpeg",
 }
-DECODERS = ["PNG", "JPEG", "WEBP", "GIF", "BMP"]  # the plugins that may open an upload (JPEG's
-# opens MPO too; Pillow registers no opener of that name)
+# the plugins that may open an upload: JPEG's opens MPO too (Pillow registers no opener of
+# that name, and naming it in ``Image.open(formats=...)`` is a KeyError)
+DECODERS = [name for name in MEDIA_TYPES if name != "MPO"]
 ALLOWED = "PNG, JPEG, WebP, GIF or BMP"
 
 

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import APIRouter, File, HTTPException, Path, UploadFile
 from fastapi.responses import Response
 
-from convir.errors import InputError
-from convir.server.models import ID_PATTERN, UploadOut, shown
+from convir.errors import InputError, shown
+from convir.server.models import ID_PATTERN, UploadOut
 from convir.server.routes.sessions import SessionId
 from convir.server.service import NO_IMAGES, ServiceDep
 from convir.server.uploads import MAX_UPLOAD_BYTES

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Path, Query
 from fastapi.responses import StreamingResponse
 
+from convir.errors import shown
 from convir.server.models import (
     ID_PATTERN,
     MessageIn,
@@ -16,7 +17,6 @@ from convir.server.models import (
     TermOut,
     TurnOut,
     WhyOut,
-    shown,
 )
 from convir.server.service import ServiceDep
 from convir.server.streaming import run_turn
