@@ -283,7 +283,7 @@ def pooled(runs: list[dict]) -> dict:
 def peer_agent(gallery: int, generate: bool, strategy: str, store: str):
     """The server's agent, built in this process the way ``convir serve`` builds it, over a
     store opened with the server's settings."""
-    from convir.agent_options import agent_from_options
+    from convir.cli_options import agent_from_options
     from convir.server.store import tune
 
     agent = agent_from_options(

@@ -85,7 +85,7 @@ def chat_command(
     ),
 ) -> None:
     """Chat with the retrieval agent: describe an image, answer its questions."""
-    from convir.agent_options import agent_from_options, check_agent_options, check_gallery_options
+    from convir.cli_options import agent_from_options, check_agent_options, check_gallery_options
 
     check_agent_options(strategy, policy, questions)
     if not 1 <= top <= 100:

@@ -46,7 +46,7 @@ LAYER_OF = {
     "convir.cli": "faces",
     "convir.chat": "faces",
     "convir.demo": "faces",
-    "convir.agent_options": "faces",
+    "convir.cli_options": "faces",
     "convir.server": "faces",
     "convir.mcp": "faces",
     "convir.evaluation": "faces",
@@ -55,7 +55,7 @@ MAY_IMPORT = {layer: set(ORDER[: i + 1]) for i, layer in enumerate(ORDER)}
 MAY_IMPORT["testbed"] = {"base", "models", "index", "gallery", "testbed"}
 MAY_IMPORT["faces"] |= {"testbed"}
 # faces that must not lean on each other: evaluations open galleries through the library
-FORBIDDEN = {"convir.evaluation": ("convir.chat", "convir.server", "convir.agent_options")}
+FORBIDDEN = {"convir.evaluation": ("convir.chat", "convir.server", "convir.cli_options")}
 
 
 def module_files(root: Path, package: str) -> dict[str, Path]:

@@ -66,7 +66,7 @@ def serve_command(
     """Serve the agent: JSON API (/docs), streamed turns (SSE) and a chat page at /."""
     from importlib.util import find_spec
 
-    from convir.agent_options import agent_from_options, check_agent_options, check_gallery_options
+    from convir.cli_options import agent_from_options, check_agent_options, check_gallery_options
 
     missing = [m for m in ("fastapi", "uvicorn") if find_spec(m) is None]
     if missing or not (find_spec("python_multipart") or find_spec("multipart")):

@@ -88,7 +88,7 @@ def serve_workers(
     threads: int,
 ) -> None:
     """Run ``workers`` processes on ``host:port`` until SIGINT/SIGTERM (module docstring).
-    ``options`` are ``convir.agent_options.agent_from_options``'s keyword arguments."""
+    ``options`` are ``convir.cli_options.agent_from_options``'s keyword arguments."""
     import multiprocessing
 
     import typer
@@ -164,7 +164,7 @@ def worker_main(
         signal.signal(signum, _exit_quietly)
     if "OMP_NUM_THREADS" not in os.environ:  # before torch or FAISS load
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
-    from convir.agent_options import agent_from_options
+    from convir.cli_options import agent_from_options
 
     # one worker reports what loading says (notes about the gallery); the others only
     # when it fails, so the terminal shows each message once
